@@ -1,0 +1,26 @@
+# Every target installs uv when it is missing and syncs the locked environment first.
+SHELL := /bin/bash
+PY_UV = python3 -m uv
+
+.PHONY: run test check fmt bench uv sync node
+
+uv:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+sync: uv
+	@$(PY_UV) sync --frozen --quiet
+
+run: sync
+	$(PY_UV) run --frozen --no-sync walletql serve
+
+test: sync
+	$(PY_UV) run --frozen --no-sync pytest
+
+check: sync
+	$(PY_UV) run --frozen --no-sync ruff format --check .
+	$(PY_UV) run --frozen --no-sync ruff check .
+	$(PY_UV) run --frozen --no-sync mypy
+
+fmt: sync
+	$(PY_UV) run --frozen --no-sync ruff format .
+	$(PY_UV) run --frozen --no-sync ruff check --fix .

@@ -1,0 +1,81 @@
+"""Repositories own the SQL. Hot reads use lean Core selects, writes use the ORM."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import User, Wallet
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A user with their wallet address: what ``me`` and the public profile read."""
+
+    id: uuid.UUID
+    sub: str
+    username: str | None
+    address: str | None
+    created_at: datetime
+
+
+_PROFILE_COLUMNS = (User.id, User.sub, User.username, Wallet.address, User.created_at)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> UserRepository:
+        return cls(session)
+
+    async def _profile(self, *where: object) -> UserProfile | None:
+        stmt = select(*_PROFILE_COLUMNS).outerjoin(Wallet, Wallet.user_id == User.id).where(*where)  # type: ignore[arg-type]
+        row = (await self.session.execute(stmt)).first()
+        return UserProfile(*row) if row else None
+
+    async def profile_by_sub(self, sub: str) -> UserProfile | None:
+        return await self._profile(User.sub == sub)
+
+    async def profile_by_id(self, user_id: uuid.UUID) -> UserProfile | None:
+        return await self._profile(User.id == user_id)
+
+    async def profile_by_address(self, address: str) -> UserProfile | None:
+        return await self._profile(Wallet.address == address)
+
+    async def sub_exists(self, sub: str) -> bool:
+        return (await self.session.scalar(select(User.id).where(User.sub == sub))) is not None
+
+    async def username_taken(self, username: str) -> bool:
+        stmt = select(User.id).where(func.lower(User.username) == username.lower())
+        return (await self.session.scalar(stmt)) is not None
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+
+class WalletRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> WalletRepository:
+        return cls(session)
+
+    async def add(self, wallet: Wallet) -> Wallet:
+        self.session.add(wallet)
+        await self.session.flush()
+        return wallet
+
+    async def for_user_sub(self, sub: str, *, lock: bool = False) -> Wallet | None:
+        stmt = select(Wallet).join(User, User.id == Wallet.user_id).where(User.sub == sub)
+        if lock:
+            stmt = stmt.with_for_update(of=Wallet)
+        return (await self.session.scalars(stmt)).first()

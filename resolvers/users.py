@@ -1,0 +1,42 @@
+"""User queries and mutations: unpack the context, call one service, map the result."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.context import Info
+from schema.scalars import Address
+from schema.types import CreateUserInput, PublicUserType, UserType
+
+
+async def me(info: Info) -> UserType | None:
+    ctx = info.context
+    async with ctx.unit_of_work() as uow:
+        profile = await ctx.services.users.me(uow, await ctx.principal())
+    return UserType.from_model(profile) if profile else None
+
+
+async def user(info: Info, id: strawberry.ID) -> PublicUserType:
+    ctx = info.context
+    await ctx.principal()
+    async with ctx.unit_of_work() as uow:
+        profile = await ctx.services.users.public_profile(uow, str(id))
+    return PublicUserType.from_model(profile)
+
+
+async def user_by_address(info: Info, address: Address) -> PublicUserType:
+    ctx = info.context
+    await ctx.principal()
+    async with ctx.unit_of_work() as uow:
+        profile = await ctx.services.users.public_profile_by_address(uow, address)
+    return PublicUserType.from_model(profile)
+
+
+async def create_user(info: Info, input: CreateUserInput) -> UserType:
+    ctx = info.context
+    principal = await ctx.principal()
+    async with ctx.unit_of_work() as uow:
+        profile = await ctx.services.users.create_user(
+            uow, principal, input.password, input.username
+        )
+    return UserType.from_model(profile)

@@ -1,0 +1,88 @@
+"""The one place where failures become GraphQL errors with a stable ``extensions.code``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
+
+from services.errors import DomainError
+
+log = logging.getLogger("walletql.errors")
+
+# Messages of strawberry's depth, alias and token limit extensions.
+_TOO_COMPLEX = re.compile(
+    r"exceeds maximum operation depth|aliases found\. Allowed|Document contains more than"
+)
+# graphql-core: "Variable '$input' has invalid value at .password: <why>; found: <value>."
+_VARIABLE = re.compile(
+    r"^Variable '\$(\w+)' has invalid value(?: at \.?([\w.\[\]]+))?: (.*?)(?:; found: .*)?$", re.S
+)
+_ARGUMENT = re.compile(r"^Argument '(\w+)'|argument '(\w+)'|field '\w+\.(\w+)'")
+
+
+def _error(source: GraphQLError, message: str, code: str, **extensions: object) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=source.nodes,
+        source=source.source,
+        positions=source.positions,
+        path=source.path,
+        extensions={"code": code, **{k: v for k, v in extensions.items() if v is not None}},
+    )
+
+
+def _strip_echoed_value(message: str) -> tuple[str, str | None]:
+    """graphql-core echoes a rejected variable's whole value; it may hold a password."""
+    if m := _VARIABLE.match(message):
+        field = m[2] or m[1]
+        return f"Variable '${m[1]}' has an invalid value at '{field}': {m[3]}", field
+    return message, None
+
+
+def to_client_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        message, path = _strip_echoed_value(error.message)
+        if not message.startswith("Variable"):
+            message = original.message
+        field = original.field or path
+        return _error(error, message, original.code, field=field, **original.extra)
+    if original is None or isinstance(original, GraphQLError):
+        if _TOO_COMPLEX.search(error.message):
+            return _error(error, error.message, "QUERY_TOO_COMPLEX")
+        message, field = _strip_echoed_value(error.message)
+        if field is None and (m := _ARGUMENT.search(message)):
+            field = next(g for g in m.groups() if g)
+        return _error(error, message, "BAD_USER_INPUT", field=field)
+    log.error(
+        "internal error request_id=%s path=%s",
+        request_id,
+        error.path,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    return _error(
+        error,
+        f"Internal server error. Quote request id {request_id} when reporting it.",
+        "INTERNAL",
+        requestId=request_id,
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a code; mask unexpected ones and log them with the request id."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if not isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult)):
+            return
+        if result.errors:
+            context = self.execution_context.context
+            request_id = getattr(context, "request_id", "-")
+            result.errors = [to_client_error(e, request_id) for e in result.errors]

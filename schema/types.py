@@ -1,0 +1,56 @@
+"""GraphQL object types. They map from service results, never from ORM models directly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from db.repositories import UserProfile
+from schema.scalars import Address
+
+
+@strawberry.type(name="Wallet")
+class WalletType:
+    address: Address
+
+
+@strawberry.type(name="User", description="The signed-in user, with private fields.")
+class UserType:
+    id: strawberry.ID
+    sub: str
+    username: str | None
+    wallet: WalletType | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, m: UserProfile) -> UserType:
+        wallet = WalletType(address=Address(m.address)) if m.address else None
+        return cls(
+            id=strawberry.ID(str(m.id)),
+            sub=m.sub,
+            username=m.username,
+            wallet=wallet,
+            created_at=m.created_at,
+        )
+
+
+@strawberry.type(name="PublicUser", description="Another user's public profile.")
+class PublicUserType:
+    id: strawberry.ID
+    username: str | None
+    wallet: WalletType | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, m: UserProfile) -> PublicUserType:
+        wallet = WalletType(address=Address(m.address)) if m.address else None
+        return cls(
+            id=strawberry.ID(str(m.id)), username=m.username, wallet=wallet, created_at=m.created_at
+        )
+
+
+@strawberry.input(name="CreateUserInput")
+class CreateUserInput:
+    password: str
+    username: str | None = None

@@ -1,0 +1,166 @@
+"""JWT verification against a JWKS: pinned algorithms, required claims, cached keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from services.errors import Unauthenticated
+
+log = logging.getLogger(__name__)
+
+JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as named by a verified token."""
+
+    sub: str
+    issued_at: int
+    expires_at: int
+    scopes: frozenset[str]
+
+
+class JwksCache:
+    """Keys by ``kid``. Refreshes after ``ttl``; keeps the last good set when a fetch fails;
+    refetches for an unknown ``kid`` at most once per ``min_refetch`` seconds."""
+
+    def __init__(
+        self,
+        fetch: JwksFetcher,
+        *,
+        ttl: float = 300,
+        min_refetch: float = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._min_refetch = min_refetch
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._last_attempt: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if self._last_attempt is not None and now - self._last_attempt < self._min_refetch:
+                return
+            self._last_attempt = now
+            try:
+                document = await self._fetch()
+                keys = jwt.PyJWKSet.from_dict(document).keys
+            except Exception as exc:  # keep serving with the last good set
+                log.warning("JWKS fetch failed, keeping %d cached keys: %s", len(self._keys), exc)
+                return
+            self._keys = {key.key_id: key for key in keys if key.key_id}
+            self._fetched_at = now
+
+    async def get(self, kid: str) -> jwt.PyJWK | None:
+        stale = self._fetched_at is None or self._clock() - self._fetched_at > self._ttl
+        if stale or kid not in self._keys:
+            await self._refresh()
+        return self._keys.get(kid)
+
+
+def http_jwks_fetcher(url: str, timeout: float) -> JwksFetcher:
+    """Fetch a JWKS over HTTP without blocking the event loop."""
+    import httpx
+
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url, headers={"accept": "application/json"})
+            response.raise_for_status()
+            document: dict[str, Any] = json.loads(response.content)
+            return document
+
+    return fetch
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        algorithms: list[str],
+        issuer: str | None,
+        audience: str | None,
+        required_scope: str | None,
+        leeway: int,
+    ) -> None:
+        self._jwks = jwks
+        self._algorithms = algorithms
+        self._issuer = issuer
+        self._audience = audience
+        self._required_scope = required_scope
+        self._leeway = leeway
+
+    async def verify(self, token: str) -> Principal:
+        """Return the caller of a valid token; raise Unauthenticated otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed token") from exc
+        if header.get("alg") not in self._algorithms:
+            raise Unauthenticated("token algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthenticated("token has no key id")
+        key = await self._jwks.get(kid)
+        if key is None:
+            raise Unauthenticated("token signed by an unknown key")
+        required = ["exp", "iat", "sub"]
+        if self._issuer:
+            required.append("iss")
+        if self._audience:
+            required.append("aud")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": required, "verify_aud": bool(self._audience)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise Unauthenticated("token has no subject")
+        scopes = _scopes(claims)
+        if self._required_scope and self._required_scope not in scopes:
+            raise Unauthenticated(f"token lacks scope {self._required_scope}")
+        return Principal(sub, int(claims["iat"]), int(claims["exp"]), scopes)
+
+    async def verify_header(self, authorization: str | None) -> Principal:
+        """Verify an ``Authorization: Bearer …`` value."""
+        if not authorization:
+            raise Unauthenticated("missing bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("expected 'Bearer <token>'")
+        return await self.verify(token.strip())
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    for name in ("scope", "scopes", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(str(item) for item in value)
+    return frozenset(found)

@@ -1,0 +1,102 @@
+"""Users and their embedded wallets."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from eth_account import Account
+from sqlalchemy.exc import IntegrityError
+
+from db.engine import UnitOfWork
+from db.models import User, Wallet
+from db.repositories import UserProfile, UserRepository, WalletRepository
+from services.auth import Principal
+from services.errors import BadUserInput, NotFound, UserExists, WeakPassword
+from services.keys import KeyVault
+from services.validation import parse_address
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+
+
+def check_password_strength(password: str, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"password must have at least {MIN_PASSWORD} characters", field=field)
+    if len(password) > MAX_PASSWORD:
+        raise WeakPassword(f"password must have at most {MAX_PASSWORD} characters", field=field)
+
+
+class UserService:
+    def __init__(self, vault: KeyVault) -> None:
+        self._vault = vault
+
+    async def me(self, uow: UnitOfWork, principal: Principal) -> UserProfile | None:
+        """The caller's profile, or None before createUser."""
+        return await UserRepository.from_session(uow.session).profile_by_sub(principal.sub)
+
+    async def public_profile(self, uow: UnitOfWork, user_id: str) -> UserProfile:
+        """Another user's public profile, by id."""
+        try:
+            parsed = uuid.UUID(user_id)
+        except ValueError as exc:
+            raise BadUserInput("id is not a valid user id", field="id") from exc
+        profile = await UserRepository.from_session(uow.session).profile_by_id(parsed)
+        if profile is None:
+            raise NotFound("no such user")
+        return profile
+
+    async def public_profile_by_address(self, uow: UnitOfWork, address: str) -> UserProfile:
+        """Another user's public profile, by wallet address."""
+        checksummed = parse_address(address, field="address")
+        profile = await UserRepository.from_session(uow.session).profile_by_address(checksummed)
+        if profile is None:
+            raise NotFound("no user has this wallet address")
+        return profile
+
+    async def create_user(
+        self, uow: UnitOfWork, principal: Principal, password: str, username: str | None
+    ) -> UserProfile:
+        """Create the caller's user and a wallet whose key is sealed by ``password``."""
+        check_password_strength(password)
+        if username is not None and not _USERNAME.match(username):
+            raise BadUserInput(
+                "username must be 3-32 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit",
+                field="username",
+            )
+        users = UserRepository.from_session(uow.session)
+        if await users.sub_exists(principal.sub):
+            raise UserExists("a user already exists for this account")
+        if username is not None and await users.username_taken(username):
+            raise UserExists("this username is taken", field="username")
+
+        account = Account.from_key(secrets.token_bytes(32))
+        user = User(id=uuid.uuid4(), sub=principal.sub, username=username)
+        sealed = await self._vault.seal(
+            bytes(account.key), password, user_id=user.id, address=account.address
+        )
+        try:
+            async with uow.session.begin_nested():
+                await users.add(user)
+                await WalletRepository.from_session(uow.session).add(
+                    Wallet(
+                        user_id=user.id,
+                        address=account.address,
+                        ciphertext=sealed.ciphertext,
+                        nonce=sealed.nonce,
+                        salt=sealed.salt,
+                        kdf=sealed.kdf.name,
+                        kdf_memory_kib=sealed.kdf.memory_kib,
+                        kdf_iterations=sealed.kdf.iterations,
+                        kdf_lanes=sealed.kdf.lanes,
+                        version=sealed.version,
+                    )
+                )
+        except IntegrityError as exc:  # a concurrent createUser for the same sub or name
+            raise UserExists("a user already exists for this account or username") from exc
+        profile = await users.profile_by_id(user.id)
+        assert profile is not None
+        return profile

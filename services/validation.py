@@ -1,0 +1,23 @@
+"""Parsing of user-supplied chain values, with errors that name the field."""
+
+from __future__ import annotations
+
+import re
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+
+from services.errors import BadUserInput
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+UINT256_MAX = 2**256 - 1
+
+
+def parse_address(value: str, *, field: str) -> str:
+    """Accept any case; reject a mixed-case address whose checksum is wrong."""
+    if not _ADDRESS.match(value):
+        raise BadUserInput("not a 20-byte 0x-hex address", field=field)
+    body = value[2:]
+    mixed = body != body.lower() and body != body.upper()
+    if mixed and not is_checksum_address(value):
+        raise BadUserInput("address checksum (EIP-55) is wrong", field=field)
+    return str(to_checksum_address(value))

@@ -1,0 +1,202 @@
+"""The composition root: builds every process resource once and wires the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypedDict
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from db.engine import create_engine, create_session_factory
+from schema import build_schema
+from schema.context import Context
+from services.auth import JwksCache, JwksFetcher, TokenVerifier, http_jwks_fetcher
+from services.container import Services
+from services.errors import Unauthenticated
+from services.keys import KdfParams, KeyVault
+from services.users import UserService
+from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner, load_or_create_pepper
+from walletql.settings import Settings
+
+log = logging.getLogger("walletql")
+access_log = logging.getLogger("walletql.access")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class State(TypedDict):
+    services: Services
+
+
+@dataclass
+class Runtime:
+    """Process resources that outlive requests; closed in reverse order on shutdown."""
+
+    services: Services
+    closers: list[Any]
+
+
+def build_verifier(settings: Settings, signer: DevSigner | None) -> TokenVerifier:
+    if signer is not None:
+        document = signer.jwks()
+
+        async def local_jwks() -> dict[str, Any]:
+            return document
+
+        fetch: JwksFetcher = local_jwks
+        issuer: str | None
+        audience: str | None
+        issuer, audience = settings.jwt_issuer or DEV_ISSUER, settings.jwt_audience or DEV_AUDIENCE
+    else:
+        assert settings.jwks_url
+        fetch = http_jwks_fetcher(settings.jwks_url, settings.jwks_timeout_seconds)
+        issuer, audience = settings.jwt_issuer, settings.jwt_audience
+    cache = JwksCache(
+        fetch, ttl=settings.jwks_cache_seconds, min_refetch=settings.jwks_min_refetch_seconds
+    )
+    return TokenVerifier(
+        cache,
+        algorithms=settings.jwt_algorithms,
+        issuer=issuer,
+        audience=audience,
+        required_scope=settings.jwt_required_scope,
+        leeway=settings.jwt_leeway_seconds,
+    )
+
+
+def load_pepper(settings: Settings) -> bytes:
+    if settings.pepper is not None:
+        return settings.pepper.get_secret_value().encode()
+    return load_or_create_pepper(settings.data_dir)
+
+
+async def start_runtime(settings: Settings, database_url: str) -> Runtime:
+    """Build services for one process. ``database_url`` is already resolved."""
+    engine = create_engine(database_url, pool_size=settings.database_pool_size)
+    signer = DevSigner(settings.data_dir) if settings.dev_auth else None
+    vault = KeyVault(
+        load_pepper(settings),
+        KdfParams(settings.kdf_memory_kib, settings.kdf_iterations, settings.kdf_lanes),
+        concurrency=settings.kdf_concurrency,
+    )
+    services = Services(
+        session_factory=create_session_factory(engine),
+        verifier=build_verifier(settings, signer),
+        vault=vault,
+        users=UserService(vault),
+    )
+    return Runtime(services, closers=[engine.dispose, vault.close])
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    for close in reversed(runtime.closers):
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+                max_tokens=settings.max_tokens,
+                introspection=settings.introspection_enabled,
+            ),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            connection_init_wait_timeout=timedelta(seconds=5),
+            subscription_protocols=("graphql-transport-ws",),
+            allowed_origins=settings.allowed_origins,
+        )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return Context(services=request.state.services, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        try:
+            await context.principal()
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from exc
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        from walletql.graphiql import graphiql_html
+
+        return HTMLResponse(graphiql_html())
+
+
+class AccessLog:
+    """One line per HTTP request: method, path (never the query string), status, time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+
+
+def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
+    """The ASGI app. ``database_url`` overrides the setting (the embedded server's URL)."""
+    url = database_url or (
+        settings.database_url.get_secret_value() if settings.database_url else ""
+    )
+    if not url:
+        raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        runtime = await start_runtime(settings, url)
+        gc.collect()
+        gc.freeze()  # start-up objects never die: keep them out of every GC pass
+        try:
+            yield {"services": runtime.services}
+        finally:
+            await stop_runtime(runtime)
+
+    view = GraphQLView(settings)
+    routes: list[Route | WebSocketRoute | Mount] = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", lambda _: JSONResponse({"ok": True})),
+    ]
+    if settings.dev_auth:
+        signer_jwks = DevSigner(settings.data_dir).jwks()
+        routes.append(Route("/.well-known/jwks.json", lambda _: JSONResponse(signer_jwks)))
+    if settings.graphiql_enabled:
+        routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(AccessLog)
+    return app

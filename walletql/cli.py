@@ -1,0 +1,129 @@
+"""The ``walletql`` command: serve, worker, migrate, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from walletql.settings import Settings
+
+log = logging.getLogger("walletql")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """Yield the database URL, starting the embedded PostgreSQL when none is configured."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    from walletql.embedded_pg import EmbeddedPostgres
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedPostgres(settings.data_dir)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from walletql.app import create_app
+    from walletql.migrate import upgrade
+
+    with database(settings) as url:
+        if settings.should_migrate_on_start:
+            upgrade(url)
+        app = create_app(settings, database_url=url)
+        base = f"http://{settings.host}:{settings.port}"
+        if settings.dev_auth:
+            from walletql.devauth import DevSigner
+
+            token = DevSigner(settings.data_dir).mint("dev-user", ttl=12 * 3600)
+            print(f"\nwalletql dev server: {base}/graphql", file=sys.stderr)
+            print(f"GraphiQL with this token: {base}/graphql?token={token}", file=sys.stderr)
+            print(f"dev token (sub=dev-user, 12 h):\n{token}\n", file=sys.stderr)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            ws="websockets-sansio",
+            lifespan="on",
+        )
+        asyncio.run(uvicorn.Server(config).serve())
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from walletql.migrate import upgrade
+
+    with database(settings) as url:
+        upgrade(url)
+    print("database is at the latest migration", file=sys.stderr)
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.dev_auth:
+        print(
+            "walletql token signs dev tokens only while WALLETQL_JWKS_URL is unset; "
+            "get tokens from your auth provider instead",
+            file=sys.stderr,
+        )
+        return 2
+    from walletql.devauth import DevSigner
+
+    print(DevSigner(settings.data_dir).mint(args.sub, ttl=args.ttl))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="walletql", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the GraphQL API (and GraphiQL in dev)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1, WALLETQL_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8000, WALLETQL_PORT)")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="print a dev token that the local server accepts")
+    token.add_argument("sub", help="the user's subject (any string)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+        }.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level)
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

