@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt bench uv sync node
+.PHONY: run test check fmt schema uv sync
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -20,6 +20,9 @@ check: sync
 	$(PY_UV) run --frozen --no-sync ruff format --check .
 	$(PY_UV) run --frozen --no-sync ruff check .
 	$(PY_UV) run --frozen --no-sync mypy
+
+schema: sync
+	$(PY_UV) run --frozen --no-sync walletql schema > schema.graphql
 
 fmt: sync
 	$(PY_UV) run --frozen --no-sync ruff format .

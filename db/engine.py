@@ -19,6 +19,9 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # SQLAlchemy logs statements whenever its logger is enabled for INFO, as a global
+    # DEBUG level would do; SQL text must never reach the logs.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     return create_async_engine(
         url,
         pool_size=pool_size,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
@@ -45,6 +47,25 @@ def _strip_echoed_value(message: str) -> tuple[str, str | None]:
     return message, None
 
 
+def describe_exception(exc: BaseException) -> str:
+    """Type, innermost frame and message of an exception: no SQL, no values, no traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause: BaseException = exc.orig
+        while cause.__cause__ is not None:  # down to the driver's own error class
+            cause = cause.__cause__
+        message = f"{type(exc).__name__} from {type(cause).__name__}: {cause}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename] or frames
+    if ours:
+        frame = ours[-1]
+        message += f" at {Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+    return message
+
+
 def to_client_error(error: GraphQLError, request_id: str) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
@@ -61,10 +82,10 @@ def to_client_error(error: GraphQLError, request_id: str) -> GraphQLError:
             field = next(g for g in m.groups() if g)
         return _error(error, message, "BAD_USER_INPUT", field=field)
     log.error(
-        "internal error request_id=%s path=%s",
+        "internal error request_id=%s path=%s %s",
         request_id,
-        error.path,
-        exc_info=(type(original), original, original.__traceback__),
+        ".".join(str(p) for p in error.path or ()),
+        describe_exception(original),
     )
     return _error(
         error,

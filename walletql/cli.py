@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from walletql.settings import Settings
@@ -67,8 +69,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             ws="websockets-sansio",
             lifespan="on",
         )
+        # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
+        # finally blocks above (stopping the embedded PostgreSQL) instead of killing us.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         asyncio.run(uvicorn.Server(config).serve())
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -94,6 +103,13 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    sys.stdout.write(build_schema().as_str() + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="walletql", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("sub", help="the user's subject (any string)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    schema = sub.add_parser("schema", help="print the GraphQL SDL (kept in schema.graphql)")
+    schema.set_defaults(func=cmd_schema)
 
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {

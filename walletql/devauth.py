@@ -37,6 +37,7 @@ class DevSigner:
     """Signs dev tokens with a key generated once into ``<data_dir>/jwt-dev-key.pem``."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         path = data_dir / "jwt-dev-key.pem"
         if not path.exists():
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

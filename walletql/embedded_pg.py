@@ -77,7 +77,15 @@ class EmbeddedPostgres:
             group=owner[1] if owner else None,
         )
         if done.returncode != 0:
-            raise EmbeddedPostgresError(f"{tool} failed ({done.returncode}): {done.stderr.strip()}")
+            hint = ""
+            if owner and "Permission denied" in done.stderr:
+                hint = (
+                    f" (as root, PostgreSQL runs as '{_UNPRIVILEGED_USER}', which must be able to "
+                    f"enter every parent folder of {self.pgdata})"
+                )
+            raise EmbeddedPostgresError(
+                f"{tool} failed ({done.returncode}): {done.stderr.strip()}{hint}"
+            )
         return done.stdout
 
     def _prepare_dir(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         if bad or not value:
             raise ValueError(f"jwt_algorithms must be a non-empty subset of {sorted(allowed)}")
         return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_parts(self) -> Settings:
+        if self.env == "production":
+            missing = [
+                f"WALLETQL_{name.upper()}"
+                for name in ("database_url", "jwks_url", "pepper")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"WALLETQL_ENV=production requires {', '.join(missing)}")
+        if self.pepper is not None and len(self.pepper.get_secret_value()) < 32:
+            raise ValueError("WALLETQL_PEPPER must have at least 32 characters")
+        return self
 
     @property
     def dev_auth(self) -> bool:

@@ -1,0 +1,62 @@
+"""No key, password or pepper may appear in any log line, at any level."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.models import Wallet
+from services.keys import KdfParams, KeyVault, SealedKey
+from tests.support import LiveServer
+from walletql.devauth import DevSigner, load_or_create_pepper
+from walletql.settings import Settings
+
+PASSWORD = "Sup3r-Secret-Passphrase!"
+
+
+async def test_no_secret_reaches_the_logs(
+    server: LiveServer,
+    signer: DevSigner,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = signer.mint("alice")
+    create = "mutation($i: CreateUserInput!) { createUser(input: $i) { wallet { address } } }"
+    with caplog.at_level(logging.DEBUG):
+        body = await server.graphql(create, {"i": {"password": PASSWORD}}, token=token)
+        address = body["data"]["createUser"]["wallet"]["address"]
+        # Failures that carry the password in their input.
+        await server.graphql(create, {"i": {"password": PASSWORD}}, token=token)  # USER_EXISTS
+        await server.graphql(create, {"i": {"password": PASSWORD, "username": 7}}, token=token)
+        await server.graphql(create, {"i": {"password": PASSWORD}}, token="garbage")
+        await server.graphql("{ me { id } }", token=token)
+
+    pepper = load_or_create_pepper(settings.data_dir)
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        wallet = (await conn.execute(select(Wallet).where(Wallet.address == address))).one()
+    await engine.dispose()
+    sealed = SealedKey(wallet.ciphertext, wallet.nonce, wallet.salt, KdfParams(), wallet.version)
+    key = await KeyVault(pepper, KdfParams()).open(
+        sealed, PASSWORD, user_id=wallet.user_id, address=address
+    )
+
+    secrets = {
+        "password": PASSWORD,
+        "pepper": pepper.decode(),
+        "private key": key.hex(),
+        "private key (0x)": "0x" + key.hex(),
+        "ciphertext": wallet.ciphertext.hex(),
+    }
+    assert len(caplog.records) > 5, "the flows above do log"
+    for record in caplog.records:
+        line = caplog.handler.format(record)
+        for name, secret in secrets.items():
+            assert secret not in line, f"{name} leaked into a {record.levelname} log line"
+        assert "INSERT INTO" not in line, "SQL text leaked"
+        assert "SELECT " not in line, "SQL text leaked"
+        assert "Traceback" not in line
