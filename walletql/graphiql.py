@@ -7,6 +7,20 @@ import json
 
 PLACEHOLDER_TOKEN = "<paste a token from `walletql token SUB`>"  # noqa: S105
 
+DEFAULT_QUERY = """# walletql: your embedded Ethereum wallet over GraphQL.
+# The Headers tab below carries your token. New here? Run createUser first:
+#
+# mutation {
+#   createUser(input: {password: "correct horse battery staple"}) {
+#     id wallet { address }
+#   }
+# }
+
+query Me {
+  me { id sub username wallet { address } createdAt }
+}
+"""
+
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -46,6 +60,7 @@ _PAGE = """<!doctype html>
     React.createElement(GraphiQL, {{
       fetcher,
       isHeadersEditorEnabled: true,
+      defaultQuery: {default_query},
       defaultEditorToolsVisibility: "headers",
       // `headers` wins over tabs stored in localStorage; `defaultHeaders`
       // only fills a fresh session, so the placeholder never clobbers them.
@@ -70,4 +85,5 @@ def graphiql_html(endpoint: str = "/graphql", static_prefix: str = "/static/grap
         prefix=html.escape(static_prefix.rstrip("/"), quote=True),
         endpoint=_js(endpoint),
         placeholder=_js(PLACEHOLDER_TOKEN),
+        default_query=_js(DEFAULT_QUERY),
     )
