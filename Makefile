@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt schema uv sync
+.PHONY: run test check fmt schema uv sync node
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -13,7 +13,15 @@ sync: uv
 run: sync
 	$(PY_UV) run --frozen --no-sync walletql serve
 
-test: sync
+# The test node (anvil) and ERC-20 artifacts come from npm, pinned in tests/node.
+node:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f tests/node/node_modules/.installed ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.installed ]; then \
+	    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) && touch tests/node/node_modules/.installed; \
+	  fi; \
+	else echo "npm not found: the anvil tests will be skipped (and fail in CI)"; fi
+
+test: sync node
 	$(PY_UV) run --frozen --no-sync pytest
 
 check: sync

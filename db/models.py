@@ -216,3 +216,18 @@ class TransactionEvent(Base):
     at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class PasswordFailure(Base):
+    """A failed password attempt. Kept in the database so the limit holds across processes."""
+
+    __tablename__ = "password_failures"
+    __table_args__ = (Index("ix_password_failures_user_at", "user_id", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    failed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

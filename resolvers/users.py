@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.context import Info
+from schema.context import Context, Info
 from schema.scalars import Address
 from schema.types import CreateUserInput, PublicUserType, UserType
+from services.auth import Principal
+from services.errors import NotFound
 
 
 async def me(info: Info) -> UserType | None:
@@ -14,6 +16,15 @@ async def me(info: Info) -> UserType | None:
     async with ctx.unit_of_work() as uow:
         profile = await ctx.services.users.me(uow, await ctx.principal())
     return UserType.from_model(profile) if profile else None
+
+
+async def me_type(ctx: Context, principal: Principal) -> UserType:
+    """The caller as a UserType, for mutations that return the user they changed."""
+    async with ctx.unit_of_work() as uow:
+        profile = await ctx.services.users.me(uow, principal)
+    if profile is None:
+        raise NotFound("no such user")
+    return UserType.from_model(profile)
 
 
 async def user(info: Info, id: strawberry.ID) -> PublicUserType:

@@ -8,8 +8,8 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+from graphql import ArgumentNode, DocumentNode, GraphQLError, Node, ObjectFieldNode, Visitor, visit
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
@@ -66,18 +66,41 @@ def describe_exception(exc: BaseException) -> str:
     return message
 
 
-def to_client_error(error: GraphQLError, request_id: str) -> GraphQLError:
+def _field_holding(document: DocumentNode | None, nodes: list[Node] | None) -> str | None:
+    """The argument or input-object field whose literal value the error points at."""
+    if document is None or not nodes:
+        return None
+    target, found = nodes[0], []
+
+    class Finder(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: object) -> None:
+            if node.value is target:
+                found.append(node.name.value)
+
+        def enter_object_field(self, node: ObjectFieldNode, *_: object) -> None:
+            if node.value is target:
+                found.append(node.name.value)
+
+    visit(document, Finder())
+    return found[0] if found else None
+
+
+def to_client_error(
+    error: GraphQLError, request_id: str, document: DocumentNode | None = None
+) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
         message, path = _strip_echoed_value(error.message)
         if not message.startswith("Variable"):
             message = original.message
-        field = original.field or path
+        field = original.field or path or _field_holding(document, error.nodes)
         return _error(error, message, original.code, field=field, **original.extra)
-    if original is None or isinstance(original, GraphQLError):
+    if error.path is None:  # before execution: parsing, validation, variable coercion
         if _TOO_COMPLEX.search(error.message):
             return _error(error, error.message, "QUERY_TOO_COMPLEX")
         message, field = _strip_echoed_value(error.message)
+        if field is None:
+            field = _field_holding(document, error.nodes)
         if field is None and (m := _ARGUMENT.search(message)):
             field = next(g for g in m.groups() if g)
         return _error(error, message, "BAD_USER_INPUT", field=field)
@@ -106,4 +129,5 @@ class ErrorCodes(SchemaExtension):
         if result.errors:
             context = self.execution_context.context
             request_id = getattr(context, "request_id", "-")
-            result.errors = [to_client_error(e, request_id) for e in result.errors]
+            document = self.execution_context.graphql_document
+            result.errors = [to_client_error(e, request_id, document) for e in result.errors]

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 
-from resolvers import users
+from resolvers import users, wallets
 from schema.types import PublicUserType, UserType
+from schema.wallet_types import (
+    BalanceType,
+    ChainType,
+    SignedMessageType,
+    SignedTransactionType,
+    TokenBalanceType,
+)
 
 
 @strawberry.type
@@ -19,6 +27,17 @@ class Query:
     user_by_address: PublicUserType = strawberry.field(
         resolver=users.user_by_address, description="The public profile that owns a wallet."
     )
+    chains: list[ChainType] = strawberry.field(
+        resolver=wallets.chains, description="The configured chains; one is the default."
+    )
+    balance: BalanceType = strawberry.field(
+        resolver=wallets.balance,
+        description="The caller's native balance; chainId defaults to the default chain.",
+    )
+    token_balances: list[TokenBalanceType] = strawberry.field(
+        resolver=wallets.token_balances,
+        description="ERC-20 balances of the caller's wallet; errors are reported per token.",
+    )
 
 
 @strawberry.type
@@ -26,4 +45,23 @@ class Mutation:
     create_user: UserType = strawberry.mutation(
         resolver=users.create_user,
         description="Create the signed-in user and a wallet sealed by the password.",
+    )
+    sign_transaction: SignedTransactionType = strawberry.mutation(
+        resolver=wallets.sign_transaction,
+        description="Fill in and sign a transaction. Nothing is broadcast.",
+    )
+    sign_message: SignedMessageType = strawberry.mutation(
+        resolver=wallets.sign_message, description="EIP-191 personal_sign of text or bytes."
+    )
+    sign_typed_data: SignedMessageType = strawberry.mutation(
+        resolver=wallets.sign_typed_data, description="EIP-712 signature of typed data."
+    )
+    change_password: UserType = strawberry.mutation(
+        resolver=wallets.change_password,
+        description="Re-encrypt the wallet key under a new password; the address stays.",
+    )
+    export_wallet: JSON = strawberry.mutation(
+        resolver=wallets.export_wallet,
+        description="A Web3 Secret Storage v3 keystore (MetaMask, geth, ethers can import it), "
+        "encrypted with the same password. Needs a token issued in the last few minutes.",
     )

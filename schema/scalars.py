@@ -35,8 +35,27 @@ def _parse_address(value: object) -> str:
     return parse_address(value, field="address")
 
 
+_HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+
+
+def _parse_hex(value: object) -> str:
+    if not isinstance(value, str) or not _HEX.match(value):
+        raise BadUserInput("expected 0x-prefixed hex of even length")
+    return value.lower()
+
+
+def _parse_chain_id(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**53:
+        raise BadUserInput("expected a chain id: a positive integer below 2^53")
+    return value
+
+
+ChainId = NewType("ChainId", int)
 BigInt = NewType("BigInt", int)
 Address = NewType("Address", str)
+Hex = NewType("Hex", str)
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
@@ -51,5 +70,17 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         "input, but a mixed-case address must have a valid checksum.",
         serialize=str,
         parse_value=_parse_address,
+    ),
+    ChainId: strawberry.scalar(
+        name="ChainId",
+        description="An EIP-155 chain id, as a JSON number (chain ids can exceed 32 bits).",
+        serialize=int,
+        parse_value=_parse_chain_id,
+    ),
+    Hex: strawberry.scalar(
+        name="Hex",
+        description="Bytes as 0x-prefixed hex of even length.",
+        serialize=str,
+        parse_value=_parse_hex,
     ),
 }

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.auth import TokenVerifier
+from services.chains import Chains
+from services.faucet import Faucet
 from services.keys import KeyVault
 from services.users import UserService
+from services.wallets import WalletService
 
 
 @dataclass
@@ -17,3 +20,6 @@ class Services:
     verifier: TokenVerifier
     vault: KeyVault
     users: UserService
+    chains: Chains
+    wallets: WalletService
+    faucet: Faucet | None  # dev mode only

@@ -83,6 +83,10 @@ class KeyVault:
         except InvalidTag as exc:
             raise DecryptionFailed from exc
 
+    async def run_in_pool(self, fn: Callable[..., T], *args: object) -> T:
+        """Run other CPU-heavy key work (e.g. keystore scrypt) under the same cap."""
+        return await self._in_pool(fn, *args)
+
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
         async with self._slots:
             loop = asyncio.get_running_loop()

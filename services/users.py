@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 
-from eth_account import Account
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import UnitOfWork
@@ -29,9 +29,13 @@ def check_password_strength(password: str, field: str = "password") -> None:
         raise WeakPassword(f"password must have at most {MAX_PASSWORD} characters", field=field)
 
 
+WalletCreated = Callable[[str], Awaitable[None]]
+
+
 class UserService:
-    def __init__(self, vault: KeyVault) -> None:
+    def __init__(self, vault: KeyVault, on_wallet_created: WalletCreated | None = None) -> None:
         self._vault = vault
+        self._on_wallet_created = on_wallet_created
 
     async def me(self, uow: UnitOfWork, principal: Principal) -> UserProfile | None:
         """The caller's profile, or None before createUser."""
@@ -73,6 +77,8 @@ class UserService:
         if username is not None and await users.username_taken(username):
             raise UserExists("this username is taken", field="username")
 
+        from eth_account import Account
+
         account = Account.from_key(secrets.token_bytes(32))
         user = User(id=uuid.uuid4(), sub=principal.sub, username=username)
         sealed = await self._vault.seal(
@@ -97,6 +103,9 @@ class UserService:
                 )
         except IntegrityError as exc:  # a concurrent createUser for the same sub or name
             raise UserExists("a user already exists for this account or username") from exc
+        if self._on_wallet_created is not None:
+            hook, address = self._on_wallet_created, account.address
+            uow.after_commit(lambda: hook(address))
         profile = await users.profile_by_id(user.id)
         assert profile is not None
         return profile

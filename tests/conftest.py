@@ -12,7 +12,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from tests.chain_support import Anvil, anvil_available, contracts_available
 from tests.support import LiveServer, make_settings
 from walletql.app import create_app
 from walletql.devauth import DevSigner
@@ -100,6 +102,37 @@ def signer(settings: Settings) -> DevSigner:
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[LiveServer]:
     """walletql served by a real uvicorn on a free port."""
+    async with LiveServer(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    """One anvil node (HTTP JSON-RPC) for the session; tests use fresh wallets on it."""
+    reason = anvil_available() or contracts_available()
+    if reason:
+        pytest.skip(reason)
+    with Anvil(chain_id=31337) as node:
+        yield node
+
+
+@pytest.fixture
+async def anvil_w3(anvil: Anvil) -> AsyncIterator[AsyncWeb3[Any]]:
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
+    yield w3
+    await w3.provider.disconnect()
+
+
+def anvil_chain(anvil: Anvil, **overrides: Any) -> dict[str, Any]:
+    return {"chain_id": anvil.chain_id, "name": "anvil", "rpc_url": anvil.url, **overrides}
+
+
+@pytest.fixture
+async def anvil_server(
+    tmp_path: Path, database_url: str, anvil: Anvil
+) -> AsyncIterator[LiveServer]:
+    """walletql whose default chain is the anvil node."""
+    settings = make_settings(tmp_path, database_url, chains=[anvil_chain(anvil)])
     async with LiveServer(create_app(settings)) as live:
         yield live
 

@@ -93,3 +93,38 @@ def only_error(body: dict[str, Any]) -> dict[str, Any]:
     assert len(errors) == 1, body
     error: dict[str, Any] = errors[0]
     return error
+
+
+async def seed_wallet(
+    database_url: str, data_dir: Path, sub: str, private_key: bytes, password: str
+) -> str:
+    """Insert a user whose wallet holds a known key (for known-answer vectors); its address."""
+    import uuid
+
+    from eth_account import Account
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.engine import create_session_factory, unit_of_work
+    from db.models import User, Wallet
+    from services.keys import KdfParams, KeyVault
+    from walletql.devauth import load_or_create_pepper
+
+    address: str = Account.from_key(private_key).address
+    user_id = uuid.uuid4()
+    vault = KeyVault(load_or_create_pepper(data_dir), KdfParams())
+    sealed = await vault.seal(private_key, password, user_id=user_id, address=address)
+    vault.close()
+    engine = create_async_engine(database_url)
+    async with unit_of_work(create_session_factory(engine)) as uow:
+        uow.session.add(User(id=user_id, sub=sub))
+        await uow.session.flush()
+        uow.session.add(
+            Wallet(
+                user_id=user_id, address=address, ciphertext=sealed.ciphertext,
+                nonce=sealed.nonce, salt=sealed.salt, kdf=sealed.kdf.name,
+                kdf_memory_kib=sealed.kdf.memory_kib, kdf_iterations=sealed.kdf.iterations,
+                kdf_lanes=sealed.kdf.lanes, version=sealed.version,
+            )
+        )  # fmt: skip
+    await engine.dispose()
+    return address

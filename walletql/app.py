@@ -27,10 +27,14 @@ from db.engine import create_engine, create_session_factory
 from schema import build_schema
 from schema.context import Context
 from services.auth import JwksCache, JwksFetcher, TokenVerifier, http_jwks_fetcher
+from services.chains import ChainConfig, Chains
 from services.container import Services
 from services.errors import Unauthenticated
+from services.faucet import Faucet
 from services.keys import KdfParams, KeyVault
+from services.passwords import PasswordGuard
 from services.users import UserService
+from services.wallets import WalletService
 from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner, load_or_create_pepper
 from walletql.settings import Settings
 
@@ -95,13 +99,26 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
         KdfParams(settings.kdf_memory_kib, settings.kdf_iterations, settings.kdf_lanes),
         concurrency=settings.kdf_concurrency,
     )
+    sessions = create_session_factory(engine)
+    chains = Chains(
+        [ChainConfig(**c.model_dump()) for c in settings.chains], settings.chain_timeout_seconds
+    )
+    faucet = Faucet(chains, settings.faucet_wei) if settings.env == "dev" else None
+    guard = PasswordGuard(
+        sessions,
+        max_failures=settings.password_max_failures,
+        window_seconds=settings.password_failure_window_seconds,
+    )
     services = Services(
-        session_factory=create_session_factory(engine),
+        session_factory=sessions,
         verifier=build_verifier(settings, signer),
         vault=vault,
-        users=UserService(vault),
+        users=UserService(vault, on_wallet_created=faucet.fund_new_wallet if faucet else None),
+        chains=chains,
+        wallets=WalletService(vault, guard, chains, settings.export_max_token_age_seconds),
+        faucet=faucet,
     )
-    return Runtime(services, closers=[engine.dispose, vault.close])
+    return Runtime(services, closers=[engine.dispose, vault.close, chains.close])
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -192,6 +209,10 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
         WebSocketRoute("/graphql", view),
         Route("/healthz", lambda _: JSONResponse({"ok": True})),
     ]
+    if settings.env == "dev":
+        from walletql.devroutes import faucet
+
+        routes.append(Route("/dev/faucet", faucet, methods=["POST"]))
     if settings.dev_auth:
         signer_jwks = DevSigner(settings.data_dir).jwks()
         routes.append(Route("/.well-known/jwks.json", lambda _: JSONResponse(signer_jwks)))

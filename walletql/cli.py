@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from types import FrameType
 from typing import Any
 
@@ -103,6 +104,33 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faucet(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    from walletql.devauth import DevSigner
+
+    try:
+        wei = int(Decimal(args.amount) * 10**18)
+    except ArithmeticError:
+        print(f"not an amount of ether: {args.amount}", file=sys.stderr)
+        return 2
+    token = DevSigner(settings.data_dir).mint("walletql-faucet", ttl=60)
+    url = f"http://{settings.host}:{settings.port}/dev/faucet"
+    body: dict[str, Any] = {"address": args.address, "wei": str(wei)}
+    if args.chain_id is not None:
+        body["chainId"] = args.chain_id
+    try:
+        response = httpx.post(url, json=body, headers={"authorization": f"Bearer {token}"})
+    except httpx.TransportError:
+        print(f"no walletql server answers at {url}: start it with `make run`", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"faucet refused: {response.text}", file=sys.stderr)
+        return 1
+    print(f"sent {args.amount} ETH to {args.address}")
+    return 0
+
+
 def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
     from schema import build_schema
 
@@ -126,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("sub", help="the user's subject (any string)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    faucet = sub.add_parser("faucet", help="dev only: fund an address on a dev chain")
+    faucet.add_argument("address", help="0x address to fund")
+    faucet.add_argument("amount", help="amount in ether, e.g. 1.5")
+    faucet.add_argument("--chain-id", type=int, help="chain id (default: the default chain)")
+    faucet.set_defaults(func=cmd_faucet)
 
     schema = sub.add_parser("schema", help="print the GraphQL SDL (kept in schema.graphql)")
     schema.set_defaults(func=cmd_schema)

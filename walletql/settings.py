@@ -5,8 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_RPC = "embedded"
+EMBEDDED_CHAIN_ID = 131277322940537  # the chain id of eth-tester's in-process EVM
+
+
+class ChainSettings(BaseModel):
+    """One chain: ``rpc_url`` is a JSON-RPC URL, or ``embedded`` for the in-process EVM."""
+
+    chain_id: int = Field(gt=0)
+    name: str
+    rpc_url: str
+    confirmations: int = Field(default=2, ge=1)
+    deadline_seconds: int = Field(default=300, ge=1)
+    bump_interval_seconds: int = Field(default=30, ge=1)
+
+
+def _embedded_chain() -> list[ChainSettings]:
+    return [
+        ChainSettings(
+            chain_id=EMBEDDED_CHAIN_ID, name="embedded", rpc_url=EMBEDDED_RPC, confirmations=1
+        )
+    ]
 
 
 class Settings(BaseSettings):
@@ -46,6 +68,17 @@ class Settings(BaseSettings):
     kdf_lanes: int = Field(default=1, ge=1)
     kdf_concurrency: int = Field(default=2, ge=1)
 
+    # Chains: a JSON list; the first is the default chain.
+    chains: list[ChainSettings] = Field(default_factory=_embedded_chain, min_length=1)
+    chain_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Dev faucet: every new wallet gets this much on the embedded chain (dev mode only).
+    faucet_wei: int = Field(default=10 * 10**18, ge=0)
+
+    # Password attempts and exports
+    password_max_failures: int = Field(default=5, ge=1)
+    password_failure_window_seconds: int = Field(default=900, ge=1)
+    export_max_token_age_seconds: int = Field(default=300, ge=1)
+
     # GraphQL
     graphiql: bool | None = None  # default: on in dev, off in production
     introspection: bool | None = None  # default: on in dev, off in production
@@ -73,6 +106,9 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"WALLETQL_ENV=production requires {', '.join(missing)}")
+        ids = [chain.chain_id for chain in self.chains]
+        if len(ids) != len(set(ids)):
+            raise ValueError("WALLETQL_CHAINS has a chain id twice")
         if self.pepper is not None and len(self.pepper.get_secret_value()) < 32:
             raise ValueError("WALLETQL_PEPPER must have at least 32 characters")
         return self

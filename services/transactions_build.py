@@ -1,0 +1,107 @@
+"""Filling in and signing an Ethereum transaction for one wallet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.chains import Chain
+from services.errors import BadUserInput
+
+MIN_GAS = 21_000
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    """What a client asks for; every field but ``to`` may be left to the chain."""
+
+    to: str
+    chain_id: int | None = None
+    value: int = 0
+    data: bytes = b""
+    gas: int | None = None
+    nonce: int | None = None
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
+    gas_price: int | None = None
+    tx_type: int | None = None
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    raw: bytes
+    hash: str
+    nonce: int
+    sender: str
+    chain_id: int
+    tx_type: int
+    fields: dict[str, Any]
+
+
+async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
+    """A complete transaction dict: EIP-1559 where the chain supports it, legacy otherwise."""
+    if req.tx_type not in (None, 0, 2):
+        raise BadUserInput("type must be 0 (legacy) or 2 (EIP-1559)", field="type")
+    block = await chain.latest_block()
+    tx_type = req.tx_type
+    if tx_type is None:
+        tx_type = 0 if req.gas_price is not None or block.base_fee is None else 2
+    tx: dict[str, Any] = {
+        "chainId": chain.chain_id,
+        "to": req.to,
+        "value": req.value,
+        "data": req.data,
+        "nonce": req.nonce if req.nonce is not None else await chain.pending_nonce(sender),
+    }
+    if tx_type == 2:
+        if block.base_fee is None:
+            raise BadUserInput("this chain does not support EIP-1559 transactions", field="type")
+        if req.gas_price is not None:
+            raise BadUserInput("gasPrice is for legacy (type 0) transactions", field="gasPrice")
+        priority = req.max_priority_fee_per_gas
+        if priority is None:
+            priority = await chain.max_priority_fee()
+        max_fee = req.max_fee_per_gas
+        if max_fee is None:
+            max_fee = 2 * block.base_fee + priority
+        if priority > max_fee:
+            raise BadUserInput(
+                "maxPriorityFeePerGas cannot exceed maxFeePerGas", field="maxPriorityFeePerGas"
+            )
+        tx.update(type=2, maxFeePerGas=max_fee, maxPriorityFeePerGas=priority)
+    else:
+        for name, value in (
+            ("maxFeePerGas", req.max_fee_per_gas),
+            ("maxPriorityFeePerGas", req.max_priority_fee_per_gas),
+        ):
+            if value is not None:
+                raise BadUserInput(f"{name} is for EIP-1559 (type 2) transactions", field=name)
+        tx.update(type=0, gasPrice=req.gas_price or await chain.gas_price())
+    if req.gas is not None:
+        if req.gas < MIN_GAS:
+            raise BadUserInput(f"gas must be at least {MIN_GAS}", field="gas")
+        gas = req.gas
+    else:
+        estimate = {"from": sender, "to": req.to, "value": req.value, "data": req.data}
+        gas = await chain.estimate_gas(estimate)
+    if gas > block.gas_limit:
+        raise BadUserInput(f"gas {gas} is above the block gas limit {block.gas_limit}", field="gas")
+    tx["gas"] = gas
+    if tx_type == 0:
+        tx.pop("type")  # eth-account signs a legacy tx when no type is given
+    return tx
+
+
+def sign_transaction(tx: dict[str, Any], key: bytes, sender: str) -> SignedTx:
+    from eth_account import Account
+
+    signed = Account.sign_transaction(tx, key)
+    return SignedTx(
+        raw=bytes(signed.raw_transaction),
+        hash="0x" + bytes(signed.hash).hex(),
+        nonce=int(tx["nonce"]),
+        sender=sender,
+        chain_id=int(tx["chainId"]),
+        tx_type=int(tx.get("type", 0)),
+        fields=tx,
+    )

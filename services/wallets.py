@@ -1,0 +1,200 @@
+"""The wallet's everyday abilities: balances, signing, password change and export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from db.engine import UnitOfWork
+from db.models import Wallet
+from db.repositories import WalletRepository
+from services.auth import Principal
+from services.chains import Chains
+from services.errors import BadUserInput, DecryptionFailed, Forbidden, NotFound, WrongPassword
+from services.keys import KdfParams, KeyVault, SealedKey
+from services.passwords import PasswordGuard
+from services.tokens import TokenBalance, format_units, read_token
+from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
+from services.users import check_password_strength
+
+_HEX_MESSAGE = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+
+
+@dataclass(frozen=True)
+class Balance:
+    chain_id: int
+    wei: int
+    block_number: int
+
+    @property
+    def ether(self) -> str:
+        return format_units(self.wei, 18)
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    signature: str
+    message_hash: str
+    address: str
+    encoding: str  # "TEXT" or "HEX": what the message was taken as
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    wallet: Wallet
+    key: bytes
+
+
+def sealed_of(wallet: Wallet) -> SealedKey:
+    kdf = KdfParams(wallet.kdf_memory_kib, wallet.kdf_iterations, wallet.kdf_lanes, wallet.kdf)
+    return SealedKey(wallet.ciphertext, wallet.nonce, wallet.salt, kdf, wallet.version)
+
+
+class WalletService:
+    def __init__(
+        self, vault: KeyVault, guard: PasswordGuard, chains: Chains, export_max_age: int
+    ) -> None:
+        self._vault = vault
+        self._guard = guard
+        self.chains = chains
+        self._export_max_age = export_max_age
+
+    async def _wallet(self, uow: UnitOfWork, principal: Principal, *, lock: bool = False) -> Wallet:
+        repo = WalletRepository.from_session(uow.session)
+        wallet = await repo.for_user_sub(principal.sub, lock=lock)
+        if wallet is None:
+            raise NotFound("no wallet yet: run createUser first")
+        return wallet
+
+    async def unlock(
+        self, uow: UnitOfWork, principal: Principal, password: str, *, field: str = "password",
+        lock: bool = False,
+    ) -> Unlocked:  # fmt: skip
+        """Decrypt the caller's key for this request; WRONG_PASSWORD or RATE_LIMITED otherwise."""
+        wallet = await self._wallet(uow, principal, lock=lock)
+        await self._guard.check(uow, wallet.user_id)
+        try:
+            key = await self._vault.open(
+                sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
+            )
+        except DecryptionFailed:
+            await self._guard.record_failure(wallet.user_id)
+            raise WrongPassword("wrong password", field=field) from None
+        await self._guard.clear(uow, wallet.user_id)
+        return Unlocked(wallet, key)
+
+    async def balance(self, uow: UnitOfWork, principal: Principal, chain_id: int | None) -> Balance:
+        """The caller's native balance on a chain (the default chain when None)."""
+        chain = self.chains.get(chain_id)
+        wallet = await self._wallet(uow, principal)
+        wei, block = await chain.balance(wallet.address)
+        return Balance(chain.chain_id, wei, block)
+
+    async def token_balances(
+        self, uow: UnitOfWork, principal: Principal, chain_id: int | None, tokens: list[str]
+    ) -> list[TokenBalance]:
+        """ERC-20 balances; a token that is not an ERC-20 gets its own error entry."""
+        if len(tokens) > 50:
+            raise BadUserInput("at most 50 tokens per query", field="tokens")
+        chain = self.chains.get(chain_id)
+        wallet = await self._wallet(uow, principal)
+        return list(await asyncio.gather(*(read_token(chain, t, wallet.address) for t in tokens)))
+
+    async def sign_transaction(
+        self, uow: UnitOfWork, principal: Principal, req: TxRequest, password: str
+    ) -> SignedTx:
+        """Fill in and sign a transaction; nothing is broadcast."""
+        chain = self.chains.get(req.chain_id)
+        unlocked = await self.unlock(uow, principal, password)
+        tx = await fill_transaction(chain, unlocked.wallet.address, req)
+        return sign_transaction(tx, unlocked.key, unlocked.wallet.address)
+
+    async def sign_message(
+        self, uow: UnitOfWork, principal: Principal, message: str, encoding: str, password: str
+    ) -> SignedMessage:
+        """EIP-191 personal_sign of text, or of bytes given as 0x-hex."""
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
+        if encoding == "AUTO":
+            encoding = "HEX" if _HEX_MESSAGE.match(message) and len(message) > 2 else "TEXT"
+        if encoding == "HEX":
+            if not _HEX_MESSAGE.match(message):
+                raise BadUserInput("expected 0x-hex bytes of even length", field="message")
+            signable = encode_defunct(primitive=bytes.fromhex(message[2:]))
+        else:
+            signable = encode_defunct(text=message)
+        unlocked = await self.unlock(uow, principal, password)
+        signed = Account.sign_message(signable, unlocked.key)
+        return SignedMessage(
+            "0x" + bytes(signed.signature).hex(),
+            "0x" + bytes(signed.message_hash).hex(),
+            unlocked.wallet.address,
+            encoding,
+        )
+
+    async def sign_typed_data(
+        self, uow: UnitOfWork, principal: Principal, typed_data: Any, password: str
+    ) -> SignedMessage:
+        """EIP-712 signature of a full typed-data document."""
+        from eth_account import Account
+        from eth_account.messages import encode_typed_data
+
+        from services.typed_data import validate_typed_data
+
+        if isinstance(typed_data, str):  # clients often send JSON.stringify(typedData)
+            try:
+                typed_data = json.loads(typed_data)
+            except ValueError:
+                raise BadUserInput("typedData is not valid JSON", field="typedData") from None
+        validate_typed_data(typed_data)
+        try:
+            signable = encode_typed_data(full_message=typed_data)
+        except Exception as exc:
+            raise BadUserInput(f"typedData: {exc}", field="typedData") from exc
+        unlocked = await self.unlock(uow, principal, password)
+        signed = Account.sign_message(signable, unlocked.key)
+        return SignedMessage(
+            "0x" + bytes(signed.signature).hex(),
+            "0x" + bytes(signed.message_hash).hex(),
+            unlocked.wallet.address,
+            "TYPED_DATA",
+        )
+
+    async def change_password(
+        self, uow: UnitOfWork, principal: Principal, current: str, new: str
+    ) -> uuid.UUID:
+        """Re-seal the key under a new password; the address stays the same."""
+        check_password_strength(new, field="newPassword")
+        unlocked = await self.unlock(uow, principal, current, field="currentPassword", lock=True)
+        wallet = unlocked.wallet
+        sealed = await self._vault.seal(
+            unlocked.key, new, user_id=wallet.user_id, address=wallet.address
+        )
+        wallet.ciphertext, wallet.nonce, wallet.salt = sealed.ciphertext, sealed.nonce, sealed.salt
+        wallet.kdf, wallet.kdf_memory_kib = sealed.kdf.name, sealed.kdf.memory_kib
+        wallet.kdf_iterations, wallet.kdf_lanes = sealed.kdf.iterations, sealed.kdf.lanes
+        wallet.version = sealed.version
+        await uow.session.flush()
+        return wallet.user_id
+
+    async def export_wallet(
+        self, uow: UnitOfWork, principal: Principal, password: str, now: float
+    ) -> dict[str, Any]:
+        """A Web3 Secret Storage v3 keystore, encrypted with the same password."""
+        from eth_account import Account
+
+        if now - principal.issued_at > self._export_max_age:
+            raise Forbidden(
+                f"exporting a wallet needs a recent login (a token issued in the last "
+                f"{self._export_max_age} s); sign in again"
+            )
+        unlocked = await self.unlock(uow, principal, password)
+        keystore: dict[str, Any] = await self._vault.run_in_pool(
+            Account.encrypt, unlocked.key, password
+        )
+        return keystore
