@@ -108,7 +108,7 @@ def to_client_error(
         "internal error request_id=%s path=%s %s",
         request_id,
         ".".join(str(p) for p in error.path or ()),
-        describe_exception(original),
+        describe_exception(original) if original is not None else error.message,
     )
     return _error(
         error,

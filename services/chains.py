@@ -155,7 +155,7 @@ class Chain:
             raise BadUserInput(f"the node rejected the transaction: {message}") from exc
 
     async def eth_call(self, to: str, data: bytes) -> bytes:
-        result = await self._call(lambda w3: w3.eth.call({"to": to, "data": data}))  # type: ignore[typeddict-item]
+        result = await self._call(lambda w3: w3.eth.call({"to": to, "data": data}))
         return bytes(result)
 
     async def send_raw_transaction(self, raw: bytes) -> str:
@@ -179,7 +179,7 @@ class Chain:
         async def set_balance(w3: AsyncWeb3[Any]) -> None:
             current = await w3.eth.get_balance(address)  # type: ignore[arg-type]
             response = await w3.provider.make_request(
-                "anvil_setBalance",  # type: ignore[arg-type]
+                "anvil_setBalance",
                 [address, hex(current + wei)],
             )
             if "error" in response:

@@ -39,7 +39,7 @@ def format_units(raw: int, decimals: int) -> str:
 
 
 def _decode_symbol(result: bytes) -> str:
-    from eth_abi import decode
+    from eth_abi.abi import decode
 
     try:
         (symbol,) = decode(["string"], result)
@@ -51,7 +51,7 @@ def _decode_symbol(result: bytes) -> str:
 
 
 async def read_token(chain: Chain, token: str, holder: str) -> TokenBalance:
-    from eth_abi import decode, encode
+    from eth_abi.abi import decode, encode
 
     try:
         symbol_raw, decimals_raw, balance_raw = await asyncio.gather(
