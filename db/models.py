@@ -158,8 +158,13 @@ class Transaction(TimestampMixin, Base):
     max_fee_per_gas: Mapped[int | None] = mapped_column(Wei)
     max_priority_fee_per_gas: Mapped[int | None] = mapped_column(Wei)
     gas_price: Mapped[int | None] = mapped_column(Wei)
-    # The rung of the pre-signed ladder last broadcast (see TransactionAttempt).
+    # The rung of the pre-signed fee ladder last broadcast (see TransactionAttempt).
     current_rung: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Set once a cancel (the 0-value self-send for the same nonce) has been broadcast.
+    cancel_rung: Mapped[int | None] = mapped_column(Integer)
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_bump_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     block_hash: Mapped[str | None] = mapped_column(String(66))
@@ -178,13 +183,14 @@ class TransactionAttempt(Base):
     """One pre-signed variant of a transaction: the original, a fee bump or the cancel."""
 
     __tablename__ = "transaction_attempts"
-    __table_args__ = (CheckConstraint("kind IN ('ORIGINAL', 'BUMP', 'CANCEL')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('SEND', 'CANCEL')", name="kind"),)
 
     transaction_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True
     )
+    # SEND rung 0 is the original, SEND rung k a fee bump; CANCEL rung k outbids SEND rung k.
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     rung: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8), nullable=False)
     raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     hash: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
     max_fee_per_gas: Mapped[int | None] = mapped_column(Wei)
@@ -229,5 +235,40 @@ class PasswordFailure(Base):
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
     failed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class QueueMessage(Base):
+    """The PostgreSQL queue: one row per message, claimed with FOR UPDATE SKIP LOCKED."""
+
+    __tablename__ = "queue_messages"
+    __table_args__ = (Index("ix_queue_messages_queue_visible", "queue", "visible_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(80), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    visible_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    receive_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    receipt: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class QueueDeadLetter(Base):
+    """Messages that were received too often without being processed."""
+
+    __tablename__ = "queue_dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(80), nullable=False)
+    message_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    receive_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    dead_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
