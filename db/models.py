@@ -47,6 +47,9 @@ def _uuid() -> uuid.UUID:
 
 
 class TimestampMixin:
+    # Read server-side defaults back with RETURNING, so objects stay usable after commit.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
@@ -137,6 +140,11 @@ class Transaction(TimestampMixin, Base):
         ),
         Index("ix_transactions_user_created", "user_id", "created_at", "id"),
         Index("ix_transactions_status_updated", "status", "updated_at"),
+        Index(
+            "ix_transactions_tracking_next_check",
+            "next_check_at",
+            postgresql_where=text("tracking"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
@@ -164,6 +172,8 @@ class Transaction(TimestampMixin, Base):
     cancel_rung: Mapped[int | None] = mapped_column(Integer)
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # False once the worker has nothing left to do (final status, nonce settled).
+    tracking: Mapped[bool] = mapped_column(nullable=False, server_default=text("true"))
     last_bump_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
@@ -201,6 +211,8 @@ class TransactionAttempt(Base):
 
 class TransactionEvent(Base):
     """Append-only log of status changes; ``id`` orders events across transactions."""
+
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     __tablename__ = "transaction_events"
     __table_args__ = (

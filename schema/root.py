@@ -5,7 +5,9 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
+from resolvers import transactions as tx_resolvers
 from resolvers import users, wallets
+from schema.transaction_types import TransactionConnection, TransactionType
 from schema.types import PublicUserType, UserType
 from schema.wallet_types import (
     BalanceType,
@@ -34,6 +36,13 @@ class Query:
         resolver=wallets.balance,
         description="The caller's native balance; chainId defaults to the default chain.",
     )
+    transaction: TransactionType = strawberry.field(
+        resolver=tx_resolvers.transaction, description="One of the caller's transactions."
+    )
+    transactions: TransactionConnection = strawberry.field(
+        resolver=tx_resolvers.transactions,
+        description="The caller's transactions, newest first (cursor pagination, first ≤ 100).",
+    )
     token_balances: list[TokenBalanceType] = strawberry.field(
         resolver=wallets.token_balances,
         description="ERC-20 balances of the caller's wallet; errors are reported per token.",
@@ -55,6 +64,18 @@ class Mutation:
     )
     sign_typed_data: SignedMessageType = strawberry.mutation(
         resolver=wallets.sign_typed_data, description="EIP-712 signature of typed data."
+    )
+    submit_transaction: TransactionType = strawberry.mutation(
+        resolver=tx_resolvers.submit_transaction,
+        description="Sign and queue a transaction; the worker broadcasts it and follows it.",
+    )
+    speed_up_transaction: TransactionType = strawberry.mutation(
+        resolver=tx_resolvers.speed_up_transaction,
+        description="Broadcast the next pre-signed fee bump now.",
+    )
+    cancel_transaction: TransactionType = strawberry.mutation(
+        resolver=tx_resolvers.cancel_transaction,
+        description="Broadcast the pre-signed cancel; CANCELLED once the cancel is mined.",
     )
     change_password: UserType = strawberry.mutation(
         resolver=wallets.change_password,

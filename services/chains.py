@@ -159,8 +159,40 @@ class Chain:
         return bytes(result)
 
     async def send_raw_transaction(self, raw: bytes) -> str:
-        tx_hash = await self._call(lambda w3: w3.eth.send_raw_transaction(raw))
+        """Broadcast; a node's refusal raises NodeRejected with the node's message."""
+        from web3.exceptions import Web3RPCError
+
+        try:
+            tx_hash = await self._call(lambda w3: w3.eth.send_raw_transaction(raw))
+        except (Web3RPCError, ValueError) as exc:
+            raise NodeRejected(str(getattr(exc, "message", None) or exc)) from exc
         return "0x" + bytes(tx_hash).hex()
+
+    async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            found = await self._call(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        return dict(found) if found else None
+
+    async def block_number(self) -> int:
+        return int(await self._call(lambda w3: w3.eth.block_number))
+
+    async def revert_reason(self, call: dict[str, Any], block_number: int) -> str | None:
+        """Replay a reverted call just before its block and return the node's reason."""
+        from web3.exceptions import ContractLogicError
+
+        try:
+            await self._call(
+                lambda w3: w3.eth.call(call, block_identifier=max(0, block_number - 1))
+            )  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            return str(exc.message or exc)
+        except Exception:
+            return None
+        return None
 
     async def dev_fund(self, address: str, wei: int) -> None:
         """Give ``address`` ``wei`` on a development chain (in-process EVM or anvil)."""

@@ -10,6 +10,7 @@ from services.auth import TokenVerifier
 from services.chains import Chains
 from services.faucet import Faucet
 from services.keys import KeyVault
+from services.transactions import TransactionService
 from services.users import UserService
 from services.wallets import WalletService
 
@@ -23,3 +24,4 @@ class Services:
     chains: Chains
     wallets: WalletService
     faucet: Faucet | None  # dev mode only
+    transactions: TransactionService

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -33,10 +34,15 @@ from services.errors import Unauthenticated
 from services.faucet import Faucet
 from services.keys import KdfParams, KeyVault
 from services.passwords import PasswordGuard
+from services.pipeline import TransactionProcessor
+from services.queues import Queue
+from services.transactions import TransactionService
 from services.users import UserService
 from services.wallets import WalletService
 from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner, load_or_create_pepper
 from walletql.settings import Settings
+from worker.runner import Worker, WorkerSettings
+from worker.sweeper import Sweeper
 
 log = logging.getLogger("walletql")
 access_log = logging.getLogger("walletql.access")
@@ -53,7 +59,49 @@ class Runtime:
     """Process resources that outlive requests; closed in reverse order on shutdown."""
 
     services: Services
+    processor: TransactionProcessor
+    queue: Queue
     closers: list[Any]
+
+    def worker(self, settings: Settings) -> Worker:
+        return Worker(
+            self.queue,
+            self.processor,
+            WorkerSettings(
+                concurrency=settings.worker_concurrency,
+                visibility_timeout=settings.queue_visibility_timeout_seconds,
+                max_receives=settings.queue_max_receives,
+                wait_seconds=settings.queue_wait_seconds,
+            ),
+        )
+
+    def sweeper(self, settings: Settings) -> Sweeper:
+        return Sweeper(
+            self.services.session_factory, self.queue, grace_seconds=settings.sweeper_grace_seconds
+        )
+
+    async def run_worker(self, settings: Settings, stop: asyncio.Event) -> None:
+        """The worker and the sweeper, until ``stop`` is set."""
+        await asyncio.gather(
+            self.worker(settings).run(stop),
+            self.sweeper(settings).run(stop, settings.sweeper_interval_seconds),
+        )
+
+
+def build_queue(settings: Settings, engine: AsyncEngine) -> Queue:
+    if settings.queue_backend == "sqs":
+        from services.queues.sqs import SqsQueue
+
+        assert settings.sqs_queue_url
+        return SqsQueue(
+            settings.sqs_queue_url,
+            region=settings.sqs_region,
+            endpoint_url=settings.sqs_endpoint_url,
+            dead_letter_url=settings.sqs_dead_letter_url,
+        )
+    from services.queues.postgres import PostgresQueue
+
+    return PostgresQueue(engine, settings.queue_name)
 
 
 def build_verifier(settings: Settings, signer: DevSigner | None) -> TokenVerifier:
@@ -109,16 +157,26 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
         max_failures=settings.password_max_failures,
         window_seconds=settings.password_failure_window_seconds,
     )
+    queue = build_queue(settings, engine)
+    processor = TransactionProcessor(
+        sessions, chains, check_interval=settings.worker_check_interval_seconds
+    )
+    wallets = WalletService(vault, guard, chains, settings.export_max_token_age_seconds)
     services = Services(
         session_factory=sessions,
         verifier=build_verifier(settings, signer),
         vault=vault,
         users=UserService(vault, on_wallet_created=faucet.fund_new_wallet if faucet else None),
         chains=chains,
-        wallets=WalletService(vault, guard, chains, settings.export_max_token_age_seconds),
+        wallets=wallets,
         faucet=faucet,
+        transactions=TransactionService(
+            wallets, chains, queue, processor, bump_rungs=settings.fee_bump_rungs
+        ),
     )
-    return Runtime(services, closers=[engine.dispose, vault.close, chains.close])
+    return Runtime(
+        services, processor, queue, closers=[engine.dispose, vault.close, chains.close, queue.close]
+    )
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -185,8 +243,11 @@ class AccessLog:
             access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
 
 
-def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
-    """The ASGI app. ``database_url`` overrides the setting (the embedded server's URL)."""
+def create_app(
+    settings: Settings, database_url: str | None = None, *, run_worker: bool = False
+) -> Starlette:
+    """The ASGI app. ``database_url`` overrides the setting (the embedded server's URL);
+    ``run_worker`` runs the queue worker and the sweeper inside this process."""
     url = database_url or (
         settings.database_url.get_secret_value() if settings.database_url else ""
     )
@@ -196,11 +257,16 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         runtime = await start_runtime(settings, url)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runtime.run_worker(settings, stop)) if run_worker else None
         gc.collect()
         gc.freeze()  # start-up objects never die: keep them out of every GC pass
         try:
             yield {"services": runtime.services}
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
             await stop_runtime(runtime)
 
     view = GraphQLView(settings)

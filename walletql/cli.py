@@ -52,7 +52,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with database(settings) as url:
         if settings.should_migrate_on_start:
             upgrade(url)
-        app = create_app(settings, database_url=url)
+        app = create_app(settings, database_url=url, run_worker=not args.no_worker)
         base = f"http://{settings.host}:{settings.port}"
         if settings.dev_auth:
             from walletql.devauth import DevSigner
@@ -79,6 +79,33 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if any(chain.rpc_url == "embedded" for chain in settings.chains):
+        print(
+            "the in-process EVM lives inside `walletql serve`, which runs the worker itself; "
+            "a separate worker needs WALLETQL_CHAINS with JSON-RPC URLs",
+            file=sys.stderr,
+        )
+        return 2
+    from walletql.app import start_runtime, stop_runtime
+
+    async def main(url: str) -> None:
+        runtime = await start_runtime(settings, url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker started (queue: %s)", settings.queue_backend)
+        try:
+            await runtime.run_worker(settings, stop)
+        finally:
+            await stop_runtime(runtime)
+
+    with database(settings) as url:
+        asyncio.run(main(url))
+    return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -145,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the GraphQL API (and GraphiQL in dev)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1, WALLETQL_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8000, WALLETQL_PORT)")
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not run the queue worker in this process"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the queue worker (and the sweeper) alone")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)

@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     password_failure_window_seconds: int = Field(default=900, ge=1)
     export_max_token_age_seconds: int = Field(default=300, ge=1)
 
+    # Queue: "postgres" (a table queue in the same database) or "sqs".
+    queue_backend: Literal["postgres", "sqs"] = "postgres"
+    queue_name: str = "walletql-transactions"
+    sqs_queue_url: str | None = None
+    sqs_dead_letter_url: str | None = None
+    sqs_region: str = "us-east-1"
+    sqs_endpoint_url: str | None = None
+    queue_visibility_timeout_seconds: int = Field(default=60, ge=1, le=43200)
+    queue_max_receives: int = Field(default=5, ge=1)
+    queue_wait_seconds: float = Field(default=10.0, ge=0, le=20)
+
+    # Worker
+    worker_concurrency: int = Field(default=4, ge=1)
+    worker_check_interval_seconds: float = Field(default=2.0, gt=0)
+    fee_bump_rungs: int = Field(default=5, ge=0, le=20)
+    sweeper_interval_seconds: float = Field(default=15.0, gt=0)
+    sweeper_grace_seconds: float = Field(default=30.0, gt=0)
+
     # GraphQL
     graphiql: bool | None = None  # default: on in dev, off in production
     introspection: bool | None = None  # default: on in dev, off in production
@@ -106,6 +124,8 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"WALLETQL_ENV=production requires {', '.join(missing)}")
+        if self.queue_backend == "sqs" and not self.sqs_queue_url:
+            raise ValueError("WALLETQL_QUEUE_BACKEND=sqs requires WALLETQL_SQS_QUEUE_URL")
         ids = [chain.chain_id for chain in self.chains]
         if len(ids) != len(set(ids)):
             raise ValueError("WALLETQL_CHAINS has a chain id twice")

@@ -26,11 +26,12 @@ class Queue(Protocol):
         self,
         body: str,
         *,
-        delay_seconds: int = 0,
+        delay_seconds: float = 0,
         group_id: str | None = None,
         dedup_id: str | None = None,
     ) -> None:
-        """Enqueue ``body``, visible after ``delay_seconds`` (at most 900).
+        """Enqueue ``body``, visible after ``delay_seconds`` (at most 900; SQS rounds up to
+        whole seconds).
 
         ``group_id``/``dedup_id`` are used by FIFO queues (ordering per group,
         deduplication) and ignored elsewhere.

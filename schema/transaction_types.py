@@ -1,0 +1,184 @@
+"""GraphQL types for transactions and their events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from db.models import Transaction, TransactionEvent
+from schema.context import Info
+from schema.scalars import Address, BigInt, ChainId, Hex
+from services.errors import ChainUnavailable
+
+
+@strawberry.enum(name="TransactionStatus")
+class TransactionStatusEnum(Enum):
+    QUEUED = "QUEUED"
+    SUBMITTED = "SUBMITTED"
+    MINED = "MINED"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.type(name="TransactionEvent")
+class TransactionEventType:
+    seq: int
+    status: TransactionStatusEnum
+    at: datetime
+    reason: str | None
+
+    @classmethod
+    def from_model(cls, m: TransactionEvent) -> TransactionEventType:
+        return cls(seq=m.seq, status=TransactionStatusEnum(m.status), at=m.at, reason=m.reason)
+
+
+@strawberry.type(name="TransactionError")
+class TransactionErrorType:
+    code: str
+    message: str
+
+
+def _big(value: int | None) -> BigInt | None:
+    return BigInt(int(value)) if value is not None else None
+
+
+async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
+    ctx = info.context
+    async with ctx.unit_of_work() as uow:
+        found = await ctx.services.transactions.attempts_hashes(uow, root._model.id)
+    return [Hex(h) for h in found]
+
+
+async def _confirmations(root: TransactionType, info: Info) -> int | None:
+    if root._model.block_number is None:
+        return 0
+    try:
+        latest = await info.context.services.chains.get(root._model.chain_id).block_number()
+    except ChainUnavailable:
+        return None
+    return max(0, latest - int(root._model.block_number) + 1)
+
+
+async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
+    ctx = info.context
+    async with ctx.unit_of_work() as uow:
+        found = await ctx.services.transactions.events(uow, root._model.id)
+    return [TransactionEventType.from_model(e) for e in found]
+
+
+@strawberry.type(name="Transaction")
+class TransactionType:
+    id: strawberry.ID
+    status: TransactionStatusEnum
+    chain_id: ChainId
+    from_: Address = strawberry.field(name="from")
+    to: Address | None
+    value: BigInt
+    data: Hex
+    nonce: BigInt
+    hash: Hex | None = strawberry.field(
+        description="The hash that was mined, else the latest sent."
+    )
+    gas_limit: BigInt
+    max_fee_per_gas: BigInt | None
+    max_priority_fee_per_gas: BigInt | None
+    gas_price: BigInt | None
+    block_number: BigInt | None
+    gas_used: BigInt | None
+    effective_gas_price: BigInt | None
+    error: TransactionErrorType | None
+    created_at: datetime
+    updated_at: datetime
+    _model: strawberry.Private[Transaction]
+
+    @strawberry.field(
+        description="Every hash broadcast for this nonce: the original, bumps, cancel."
+    )
+    async def hashes(self, info: Info) -> list[Hex]:
+        ctx = info.context
+        async with ctx.unit_of_work() as uow:
+            found = await ctx.services.transactions.attempts_hashes(uow, self._model.id)
+        return [Hex(h) for h in found]
+
+    @strawberry.field(description="Blocks on top of (and including) the one it is in.")
+    async def confirmations(self, info: Info) -> int | None:
+        if self._model.block_number is None:
+            return 0
+        try:
+            latest = await info.context.services.chains.get(self._model.chain_id).block_number()
+        except ChainUnavailable:
+            return None
+        return max(0, latest - int(self._model.block_number) + 1)
+
+    @strawberry.field(description="Every status change, oldest first.")
+    async def events(self, info: Info) -> list[TransactionEventType]:
+        ctx = info.context
+        async with ctx.unit_of_work() as uow:
+            found = await ctx.services.transactions.events(uow, self._model.id)
+        return [TransactionEventType.from_model(e) for e in found]
+
+    @classmethod
+    def from_model(cls, m: Transaction) -> TransactionType:
+        error = None
+        if m.error_code:
+            error = TransactionErrorType(code=m.error_code, message=m.error_message or "")
+        return cls(
+            id=strawberry.ID(str(m.id)),
+            status=TransactionStatusEnum(m.status),
+            chain_id=ChainId(m.chain_id),
+            from_=Address(m.from_address),
+            to=Address(m.to_address) if m.to_address else None,
+            value=BigInt(int(m.value)),
+            data=Hex("0x" + bytes(m.data).hex()),
+            nonce=BigInt(m.nonce),
+            hash=Hex(m.hash) if m.hash else None,
+            gas_limit=BigInt(int(m.gas_limit)),
+            max_fee_per_gas=_big(m.max_fee_per_gas),
+            max_priority_fee_per_gas=_big(m.max_priority_fee_per_gas),
+            gas_price=_big(m.gas_price),
+            block_number=_big(m.block_number),
+            gas_used=_big(m.gas_used),
+            effective_gas_price=_big(m.effective_gas_price),
+            error=error,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            _model=m,
+        )
+
+
+@strawberry.type(name="TransactionEdge")
+class TransactionEdge:
+    cursor: str
+    node: TransactionType
+
+
+@strawberry.type(name="PageInfo")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(name="TransactionConnection")
+class TransactionConnection:
+    edges: list[TransactionEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(name="SubmitTransactionInput")
+class SubmitTransactionInput:
+    to: Address
+    password: str
+    chain_id: ChainId | None = None
+    value: BigInt | None = None
+    data: Hex | None = None
+    gas: BigInt | None = None
+    max_fee_per_gas: BigInt | None = None
+    max_priority_fee_per_gas: BigInt | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retry-safe key: the same key and input return the same transaction.",
+    )

@@ -1,0 +1,320 @@
+"""The worker's side of a transaction: broadcast the stored bytes and follow them to a final
+status. Idempotent: each call locks the row, looks at the chain, and moves the state forward.
+Nothing here waits in place; the caller re-enqueues the id with the returned delay."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.engine import UnitOfWork, unit_of_work
+from db.models import Transaction, TransactionAttempt, TransactionStatus
+from db.transactions_repo import TransactionRepository
+from services.chains import Chain, Chains, NodeRejected
+from services.errors import BadUserInput, ChainUnavailable
+from services.events import record_event
+
+log = logging.getLogger(__name__)
+S = TransactionStatus
+
+_ALREADY_SENT = ("already known", "known transaction", "already imported", "already in pool")
+_NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
+
+
+class Outcome(Enum):
+    SENT = "SENT"  # accepted now, or the node already had these exact bytes
+    NONCE_USED = "NONCE_USED"  # something with this nonce is already mined
+    REJECTED = "REJECTED"
+
+
+@dataclass
+class Step:
+    uow: UnitOfWork
+    tx: Transaction
+    chain: Chain
+    attempts: dict[tuple[str, int], TransactionAttempt]
+    now: datetime
+
+    def attempt(self, kind: str, rung: int) -> TransactionAttempt | None:
+        return self.attempts.get((kind, rung))
+
+
+class TransactionProcessor:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        chains: Chains,
+        *,
+        check_interval: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._chains = chains
+        self._interval = check_interval
+        self._clock = clock
+
+    async def process(self, tx_id: uuid.UUID) -> float | None:
+        """Advance one transaction; seconds until it needs another look, or None when done."""
+        try:
+            async with unit_of_work(self._sessions) as uow:
+                repo = TransactionRepository.from_session(uow.session)
+                tx = await repo.lock(tx_id, skip_locked=True)
+                if tx is None or not tx.tracking:
+                    # Gone, finished, or held by another worker, which schedules the next look.
+                    return None
+                step = Step(
+                    uow,
+                    tx,
+                    self._chains.get(tx.chain_id),
+                    await repo.attempts(tx.id),
+                    self._clock(),
+                )
+                delay = await self._advance(step)
+                tx.tracking = delay is not None
+                tx.next_check_at = step.now + timedelta(seconds=delay) if delay else None
+                return delay
+        except ChainUnavailable:
+            log.warning("chain unavailable while processing %s; retrying later", tx_id)
+            return self._interval * 2
+
+    async def dead_letter(self, tx_id: uuid.UUID, reason: str) -> None:
+        """A message for this transaction failed too often: fail it, stop tracking it."""
+        async with unit_of_work(self._sessions) as uow:
+            tx = await TransactionRepository.from_session(uow.session).lock(tx_id)
+            if tx is None:
+                return
+            if not S(tx.status).is_final:
+                tx.error_code, tx.error_message = "DEAD_LETTER", reason
+                record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
+            tx.tracking = False
+
+    async def _step(self, uow: UnitOfWork, tx: Transaction) -> Step:
+        attempts = await TransactionRepository.from_session(uow.session).attempts(tx.id)
+        return Step(uow, tx, self._chains.get(tx.chain_id), attempts, self._clock())
+
+    async def speed_up(self, uow: UnitOfWork, tx: Transaction) -> None:
+        """Broadcast the next rung of the fee ladder now (the row is locked by the caller)."""
+        step = await self._step(uow, tx)
+        next_rung = step.attempt("SEND", tx.current_rung + 1)
+        if tx.status != S.SUBMITTED.value or tx.cancel_rung is not None:
+            raise BadUserInput(
+                "only a submitted transaction that is not being cancelled can be sped up",
+                field="id",
+            )
+        if next_rung is None:
+            raise BadUserInput("the fee ladder has no higher rung", field="id")
+        outcome, message = await self._broadcast(step, next_rung)
+        if outcome is not Outcome.SENT:
+            raise BadUserInput(f"the node refused the faster transaction: {message}", field="id")
+        tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
+        record_event(uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung} (requested)")
+
+    async def cancel(self, uow: UnitOfWork, tx: Transaction) -> None:
+        """Broadcast the cancel that outbids the current rung (the row is locked by the caller)."""
+        if tx.status not in (S.QUEUED.value, S.SUBMITTED.value) or tx.cancel_rung is not None:
+            raise BadUserInput(
+                "only a queued or submitted transaction can be cancelled", field="id"
+            )
+        step = await self._step(uow, tx)
+        if not await self._send_cancel(step, "USER"):
+            raise BadUserInput("the node refused the cancel", field="id")
+        if tx.submitted_at is None:
+            tx.submitted_at = step.now
+        tx.next_check_at = step.now
+
+    async def _advance(self, step: Step) -> float | None:
+        status = S(step.tx.status)
+        if status is S.QUEUED:
+            return await self._start(step)
+        if status is S.SUBMITTED:
+            return await self._follow_pending(step)
+        if status is S.MINED:
+            return await self._follow_mined(step)
+        if status is S.FAILED and step.tx.cancel_reason == "REJECTED":
+            return await self._fill_nonce(step)
+        return None
+
+    async def _broadcast(self, step: Step, attempt: TransactionAttempt) -> tuple[Outcome, str]:
+        try:
+            await step.chain.send_raw_transaction(attempt.raw)
+        except NodeRejected as exc:
+            message = str(exc)
+            lowered = message.lower()
+            if any(text in lowered for text in _ALREADY_SENT):
+                outcome = Outcome.SENT
+            elif any(text in lowered for text in _NONCE_USED):
+                return Outcome.NONCE_USED, message
+            else:
+                return Outcome.REJECTED, message
+        else:
+            outcome = Outcome.SENT
+        if attempt.sent_at is None:
+            attempt.sent_at = step.now  # every hash we send is recorded
+        return outcome, ""
+
+    async def _start(self, step: Step) -> float | None:
+        tx = step.tx
+        blockers = await TransactionRepository.from_session(step.uow.session).earlier_open_nonces(
+            tx
+        )
+        gaps = [b for b in blockers if b.status != S.QUEUED.value]
+        if gaps:
+            await self._report_gap(step, gaps[0])
+            return self._interval
+        if blockers and step.chain.config.embedded:
+            return (
+                self._interval
+            )  # the in-process EVM refuses future nonces; JSON-RPC nodes queue them
+        original = step.attempt("SEND", tx.current_rung)
+        assert original is not None
+        outcome, message = await self._broadcast(step, original)
+        if outcome is Outcome.REJECTED:
+            tx.error_code, tx.error_message = "REJECTED", message
+            tx.cancel_reason = "REJECTED"
+            record_event(step.uow, tx, S.FAILED, f"REJECTED: {message}")
+            return await self._fill_nonce(step)
+        tx.submitted_at = step.now
+        record_event(step.uow, tx, S.SUBMITTED)
+        if outcome is Outcome.NONCE_USED and not await self._mined_receipt(step):
+            self._nonce_taken(step)
+            return None
+        return await self._follow_pending(step)
+
+    async def _report_gap(self, step: Step, gap: Transaction) -> None:
+        cancel = step.attempt("CANCEL", 0)
+        fee = int(cancel.max_fee_per_gas or cancel.gas_price or 0) if cancel else 0
+        reason = (
+            f"NONCE_GAP: nonce {gap.nonce} is unfilled; the wallet needs at least "
+            f"{21_000 * fee} wei to fill it"
+        )
+        events = await TransactionRepository.from_session(step.uow.session).events(step.tx.id)
+        if not events or events[-1].reason != reason:
+            record_event(step.uow, step.tx, S.QUEUED, reason)
+
+    def _nonce_taken(self, step: Step) -> None:
+        tx = step.tx
+        tx.error_code = "NONCE_CONFLICT"
+        tx.error_message = f"nonce {tx.nonce} was used by another transaction"
+        record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
+
+    async def _mined_receipt(self, step: Step) -> tuple[TransactionAttempt, dict[str, Any]] | None:
+        sent = [a for a in step.attempts.values() if a.sent_at is not None]
+        for attempt in sorted(sent, key=lambda a: (a.kind != "CANCEL", -a.rung)):
+            receipt = await step.chain.receipt(attempt.hash)
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return attempt, receipt
+        return None
+
+    async def _follow_pending(self, step: Step) -> float | None:
+        tx = step.tx
+        if found := await self._mined_receipt(step):
+            return await self._on_mined(step, *found)
+        bump_base = tx.last_bump_at or tx.submitted_at or step.now
+        bump_due = step.now >= bump_base + timedelta(
+            seconds=step.chain.config.bump_interval_seconds
+        )
+        next_rung = step.attempt("SEND", tx.current_rung + 1)
+        if tx.cancel_rung is None and step.now >= tx.deadline_at:
+            await self._send_cancel(step, "DEADLINE")
+        elif tx.cancel_rung is None and bump_due and next_rung is not None:
+            outcome, message = await self._broadcast(step, next_rung)
+            if outcome is Outcome.SENT:
+                tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
+                record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
+            else:
+                log.warning("fee bump of %s refused: %s", tx.id, message)
+        else:
+            latest = self._latest_sent(step)
+            outcome, _ = await self._broadcast(step, latest)  # the node may have dropped it
+            if outcome is Outcome.NONCE_USED and (found := await self._mined_receipt(step)):
+                return await self._on_mined(step, *found)
+        return self._interval
+
+    def _latest_sent(self, step: Step) -> TransactionAttempt:
+        tx = step.tx
+        if tx.cancel_rung is not None:
+            cancel = step.attempt("CANCEL", tx.cancel_rung)
+            assert cancel is not None
+            return cancel
+        send = step.attempt("SEND", tx.current_rung)
+        assert send is not None
+        return send
+
+    async def _send_cancel(self, step: Step, reason: str) -> bool:
+        tx = step.tx
+        cancel = step.attempt("CANCEL", tx.current_rung)
+        assert cancel is not None
+        outcome, message = await self._broadcast(step, cancel)
+        if outcome is Outcome.REJECTED:
+            log.warning("cancel of %s refused: %s", tx.id, message)
+            return False
+        tx.cancel_rung, tx.cancel_reason = cancel.rung, reason
+        # A cancel of a queued transaction is its first broadcast: it is now submitted.
+        status = S.SUBMITTED if tx.status == S.QUEUED.value else S(tx.status)
+        record_event(step.uow, tx, status, f"{reason}: cancel sent")
+        return True
+
+    async def _fill_nonce(self, step: Step) -> float | None:
+        """A rejected transaction's nonce is reserved: fill it with the pre-signed cancel,
+        so later transactions of the wallet are not stuck behind a gap."""
+        tx = step.tx
+        if tx.cancel_rung is None:
+            cancel = step.attempt("CANCEL", 0)
+            assert cancel is not None
+            outcome, message = await self._broadcast(step, cancel)
+            if outcome is Outcome.REJECTED:
+                log.info("cannot fill nonce %s of %s yet: %s", tx.nonce, tx.from_address, message)
+                return self._interval
+            tx.cancel_rung = 0
+        found = await self._mined_receipt(step)
+        return None if found else self._interval
+
+    async def _on_mined(
+        self, step: Step, attempt: TransactionAttempt, receipt: dict[str, Any]
+    ) -> float | None:
+        tx = step.tx
+        tx.hash = attempt.hash
+        tx.block_number = int(receipt["blockNumber"])
+        tx.block_hash = _hex(receipt["blockHash"])
+        tx.gas_used = int(receipt["gasUsed"])
+        tx.effective_gas_price = int(receipt.get("effectiveGasPrice") or 0) or None
+        if attempt.kind == "CANCEL":
+            if tx.cancel_reason == "REJECTED":
+                return None  # the nonce is filled; the transaction had already failed
+            final = S.CANCELLED if tx.cancel_reason == "USER" else S.EXPIRED
+            record_event(step.uow, tx, final, f"{tx.cancel_reason}: the cancel was mined")
+            return None
+        if int(receipt.get("status", 1)) == 0:
+            call = {"from": tx.from_address, "to": tx.to_address, "value": int(tx.value),
+                    "data": tx.data, "gas": int(tx.gas_limit)}  # fmt: skip
+            reason = await step.chain.revert_reason(call, tx.block_number) or "execution reverted"
+            tx.error_code, tx.error_message = "REVERTED", reason
+            record_event(step.uow, tx, S.FAILED, f"REVERTED: {reason}")
+            return None
+        record_event(step.uow, tx, S.MINED)
+        return await self._follow_mined(step)
+
+    async def _follow_mined(self, step: Step) -> float | None:
+        tx = step.tx
+        receipt = await step.chain.receipt(tx.hash or "")
+        if receipt is None or receipt.get("blockNumber") is None:
+            tx.block_number = tx.block_hash = None
+            record_event(step.uow, tx, S.SUBMITTED, "REORG: the block holding it was replaced")
+            return self._interval
+        tx.block_number, tx.block_hash = int(receipt["blockNumber"]), _hex(receipt["blockHash"])
+        confirmations = await step.chain.block_number() - tx.block_number + 1
+        if confirmations >= step.chain.config.confirmations:
+            record_event(step.uow, tx, S.CONFIRMED)
+            return None
+        return self._interval
+
+
+def _hex(value: Any) -> str:
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()

@@ -1,0 +1,223 @@
+"""The SQS queue adapter (aioboto3), for standard and FIFO queues.
+
+Delays are whole seconds in SQS: a fractional ``delay_seconds`` is rounded up. FIFO queues
+(URL ending in ``.fifo``) refuse per-message delays, so a delayed FIFO message carries its due
+time in the ``not_before`` message attribute (epoch seconds) and ``receive`` hides a message
+that is not due yet again for the remaining time instead of returning it. Such a message
+holds back its message group until it is due, as FIFO ordering requires, and that early
+receive is not counted in ``receive_count``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aioboto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from services.queues import Message
+
+MAX_DELAY_SECONDS = 900
+MAX_VISIBILITY_SECONDS = 43_200
+NOT_BEFORE = "not_before"
+DEFAULT_GROUP = "default"
+DEAD_LETTER_GROUP = "dead-letter"
+_MAX_WAIT = 20
+_MAX_BATCH = 10
+
+
+class QueueError(RuntimeError):
+    """An SQS call failed (its error code is in the message)."""
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}"
+    return str(exc)
+
+
+class SqsQueue:
+    """One SQS queue; one long-lived client, created on first use and closed by ``close()``."""
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        dead_letter_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.dead_letter_url = dead_letter_url
+        self.fifo = queue_url.endswith(".fifo")
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._access_key_id = access_key_id
+        self._secret_access_key = secret_access_key
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._opening = asyncio.Lock()
+
+    async def _sqs(self) -> Any:
+        if self._client is None:
+            async with self._opening:
+                if self._client is None:
+                    session = aioboto3.Session(
+                        aws_access_key_id=self._access_key_id,
+                        aws_secret_access_key=self._secret_access_key,
+                        region_name=self._region,
+                    )
+                    stack = AsyncExitStack()
+                    self._client = await stack.enter_async_context(
+                        session.client("sqs", endpoint_url=self._endpoint_url)
+                    )
+                    self._stack = stack
+        return self._client
+
+    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        client = await self._sqs()
+        try:
+            response: dict[str, Any] = await getattr(client, operation)(**params)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"SQS {operation} failed: {_describe(exc)}") from exc
+        return response
+
+    async def send(
+        self,
+        body: str,
+        *,
+        delay_seconds: float = 0,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+    ) -> None:
+        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:  # also refuses NaN
+            raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
+        params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
+        if self.fifo:
+            params["MessageGroupId"] = group_id or DEFAULT_GROUP
+            # Content-based deduplication may be off, and two equal bodies are two messages.
+            params["MessageDeduplicationId"] = (
+                dedup_id or hashlib.sha256(f"{body}\x00{time.time_ns()}".encode()).hexdigest()
+            )
+            if delay_seconds > 0:
+                due = time.time() + delay_seconds
+                params["MessageAttributes"] = {
+                    NOT_BEFORE: {"DataType": "Number", "StringValue": f"{due:.3f}"}
+                }
+        elif delay_seconds > 0:
+            params["DelaySeconds"] = math.ceil(delay_seconds)
+        await self._call("send_message", **params)
+
+    async def receive(
+        self, *, max_messages: int, wait_seconds: float, visibility_timeout: int
+    ) -> list[Message]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        if not 0 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
+            raise ValueError(f"visibility_timeout must be between 0 and {MAX_VISIBILITY_SECONDS}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, wait_seconds)
+        while True:
+            wait = int(min(_MAX_WAIT, max(0.0, deadline - loop.time())))
+            response = await self._call(
+                "receive_message",
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(_MAX_BATCH, max_messages),
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=visibility_timeout,
+                MessageSystemAttributeNames=[
+                    "ApproximateReceiveCount",
+                    "ApproximateFirstReceiveTimestamp",
+                ],
+                MessageAttributeNames=["All"],
+            )
+            messages = [
+                message
+                for raw in response.get("Messages", [])
+                if (message := await self._deliverable(raw)) is not None
+            ]
+            # Only not-yet-due FIFO messages came back: poll again while time is left.
+            if messages or wait == 0:
+                return messages
+
+    async def _deliverable(self, raw: dict[str, Any]) -> Message | None:
+        """The delivery as a Message, or None for a FIFO message that is not due yet."""
+        attributes: dict[str, str] = raw.get("Attributes", {})
+        receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
+        not_before_attribute = raw.get("MessageAttributes", {}).get(NOT_BEFORE)
+        if not_before_attribute is not None:
+            not_before = float(not_before_attribute["StringValue"])
+            remaining = not_before - time.time()
+            if remaining > 0:
+                await self._call(
+                    "change_message_visibility",
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=raw["ReceiptHandle"],
+                    VisibilityTimeout=math.ceil(remaining),
+                )
+                return None
+            # A receive before the due time hid the message again; it was no delivery.
+            first_receive_ms = int(attributes.get("ApproximateFirstReceiveTimestamp", "0"))
+            if 0 < first_receive_ms < not_before * 1000 and receive_count > 1:
+                receive_count -= 1
+        return Message(
+            id=raw["MessageId"],
+            body=raw["Body"],
+            receive_count=receive_count,
+            receipt=raw["ReceiptHandle"],
+        )
+
+    async def ack(self, message: Message) -> None:
+        await self._call("delete_message", QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
+
+    async def extend(self, message: Message, seconds: int) -> None:
+        if not 0 <= seconds <= MAX_VISIBILITY_SECONDS:
+            raise ValueError(f"seconds must be between 0 and {MAX_VISIBILITY_SECONDS}")
+        await self._call(
+            "change_message_visibility",
+            QueueUrl=self.queue_url,
+            ReceiptHandle=message.receipt,
+            VisibilityTimeout=seconds,
+        )
+
+    async def dead_letter(self, message: Message, reason: str) -> None:
+        """Send the body to the dead-letter queue, then delete the message from this one."""
+        if self.dead_letter_url is None:
+            raise QueueError(
+                f"no dead-letter queue configured for {self.queue_url}: "
+                "set dead_letter_url to dead-letter messages"
+            )
+        params: dict[str, Any] = {
+            "QueueUrl": self.dead_letter_url,
+            "MessageBody": message.body,
+            "MessageAttributes": {
+                # SQS refuses empty attribute values.
+                "reason": {"DataType": "String", "StringValue": reason or "unspecified"},
+                "message_id": {"DataType": "String", "StringValue": message.id},
+                "receive_count": {
+                    "DataType": "Number",
+                    "StringValue": str(message.receive_count),
+                },
+            },
+        }
+        if self.dead_letter_url.endswith(".fifo"):
+            params["MessageGroupId"] = DEAD_LETTER_GROUP
+            # Keyed by the message: dead-lettering it again after a failed delete is a no-op.
+            params["MessageDeduplicationId"] = hashlib.sha256(
+                f"{self.queue_url}\x00{message.id}".encode()
+            ).hexdigest()
+        await self._call("send_message", **params)
+        await self.ack(message)
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()

@@ -1,0 +1,130 @@
+"""moto's SQS server in-process (a thread on 127.0.0.1) and the queues the tests use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aioboto3
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+# moto accepts any credentials; passed explicitly so nothing reads or changes os.environ.
+ACCESS_KEY_ID = "testing"
+SECRET_ACCESS_KEY = "testing"
+
+
+class MotoSqsServer:
+    """``with MotoSqsServer(port) as moto: moto.endpoint_url`` — stopped and joined on exit."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._werkzeug_level = logging.NOTSET
+        self._threads_before: set[threading.Thread] = set()
+
+    def __enter__(self) -> MotoSqsServer:
+        # werkzeug logs every request line at INFO; keep the test output readable.
+        werkzeug_log = logging.getLogger("werkzeug")
+        self._werkzeug_level = werkzeug_log.level
+        werkzeug_log.setLevel(logging.WARNING)
+        self._threads_before = set(threading.enumerate())
+        self._server.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.stop()  # shutdown() and join the serving thread
+        # stop() leaves the listening socket open (a ResourceWarning once collected).
+        wsgi_server = getattr(self._server, "_server", None)
+        if wsgi_server is not None:
+            wsgi_server.server_close()
+        logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
+        self._join_request_threads()
+
+    def _server_threads(self) -> list[threading.Thread]:
+        # Python names a thread after its target: the serving loop and one per connection.
+        return [
+            thread
+            for thread in set(threading.enumerate()) - self._threads_before
+            if thread.name.endswith(("(_server_entry)", "(process_request_thread)"))
+        ]
+
+    def _join_request_threads(self, timeout: float = 5.0) -> None:
+        """Request threads are daemons that live as long as their keep-alive connection:
+        once every client is closed they end; wait for that rather than leak them."""
+        deadline = time.monotonic() + timeout
+        for thread in self._server_threads():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [thread.name for thread in self._server_threads() if thread.is_alive()]
+        if left:
+            raise RuntimeError(f"moto server threads still running: {left}")
+
+
+@dataclass(frozen=True)
+class SqsQueues:
+    """URLs of the queues one test uses: standard + DLQ, FIFO + FIFO DLQ."""
+
+    standard_url: str
+    standard_dlq_url: str
+    fifo_url: str
+    fifo_dlq_url: str
+
+
+def sqs_client(endpoint_url: str) -> Any:
+    """An aioboto3 SQS client context manager against moto (``async with``)."""
+    session = aioboto3.Session(
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        region_name=REGION,
+    )
+    return session.client("sqs", endpoint_url=endpoint_url)
+
+
+async def create_queues(endpoint_url: str, prefix: str | None = None) -> SqsQueues:
+    """Fresh, uniquely named queues (tests share one moto server)."""
+    prefix = prefix or f"t{uuid.uuid4().hex[:12]}"
+    async with sqs_client(endpoint_url) as sqs:
+
+        async def create(name: str, **attributes: str) -> str:
+            response = await sqs.create_queue(QueueName=name, Attributes=attributes)
+            url: str = response["QueueUrl"]
+            return url
+
+        fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+        return SqsQueues(
+            standard_url=await create(f"{prefix}-main"),
+            standard_dlq_url=await create(f"{prefix}-dlq"),
+            fifo_url=await create(f"{prefix}-main.fifo", **fifo),
+            fifo_dlq_url=await create(f"{prefix}-dlq.fifo", **fifo),
+        )
+
+
+async def receive_all(endpoint_url: str, queue_url: str, wait_seconds: int = 1) -> list[Any]:
+    """Every message currently in ``queue_url`` (with its message attributes), deleted."""
+    found: list[Any] = []
+    async with sqs_client(endpoint_url) as sqs:
+        while True:
+            response = await sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait_seconds if not found else 0,
+                VisibilityTimeout=30,
+                MessageAttributeNames=["All"],
+            )
+            batch = response.get("Messages", [])
+            if not batch:
+                return found
+            found.extend(batch)
+            for message in batch:
+                await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

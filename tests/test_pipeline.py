@@ -1,0 +1,254 @@
+"""submit -> queue -> worker -> chain, against anvil over HTTP and the Postgres queue."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from tests.chain_support import Anvil, deploy_erc20
+from tests.pipeline_support import (
+    PASSWORD,
+    RECIPIENT,
+    SUBMIT,
+    mine,
+    new_wallet,
+    pipeline_server,
+    pipeline_settings,
+    submit,
+    wait_for,
+)
+from tests.support import error_codes, only_error
+from walletql.devauth import DevSigner
+
+
+@pytest.fixture
+async def manual_anvil() -> Any:
+    """A node of its own with automine off: blocks come only from evm_mine."""
+    async with Anvil(chain_id=31337, no_mining=True) as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        yield node, w3
+        await w3.provider.disconnect()
+
+
+async def test_submit_reaches_confirmed_with_confirmations_counted_by_blocks(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, chain={"confirmations": 3})
+    signer = DevSigner(tmp_path)
+    async with pipeline_server(settings) as server:
+        token, address = await new_wallet(server, signer, "alice", anvil_w3)
+        before = await anvil_w3.eth.get_balance(RECIPIENT)
+        queued = await submit(server, token, value="12345")
+        assert queued["status"] == "QUEUED"
+        mined = await wait_for(server, token, queued["id"], "MINED")
+        assert mined["confirmations"] == 1
+        await mine(anvil_w3, 2)
+        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+    assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+    assert [e["seq"] for e in done["events"]] == [1, 2, 3, 4]
+    receipt = await anvil_w3.eth.get_transaction_receipt(done["hash"])
+    assert receipt["from"] == address
+    assert receipt["blockNumber"] == int(done["blockNumber"])
+    assert done["gasUsed"] == "21000"
+    assert done["hashes"] == [done["hash"]]
+    assert await anvil_w3.eth.get_balance(RECIPIENT) - before == 12345
+
+
+async def test_insufficient_funds_fails_at_once_and_stores_nothing(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+        body = await server.graphql(
+            SUBMIT,
+            {"i": {"to": RECIPIENT, "value": str(2 * 10**18), "password": PASSWORD}},
+            token=token,
+        )
+        error = only_error(body)
+        assert error["extensions"]["code"] == "INSUFFICIENT_FUNDS"
+        assert int(error["extensions"]["needed"]) > 2 * 10**18
+        listed = await server.graphql("{ transactions { edges { node { id } } } }", token=token)
+        assert listed["data"]["transactions"]["edges"] == []
+
+
+async def test_idempotency_key_returns_the_same_transaction_or_conflicts(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        first = await submit(server, token, idempotencyKey="order-1")
+        again = await submit(server, token, idempotencyKey="order-1")
+        assert again["id"] == first["id"]
+        body = await server.graphql(
+            SUBMIT,
+            {
+                "i": {
+                    "to": RECIPIENT,
+                    "value": "999",
+                    "password": PASSWORD,
+                    "idempotencyKey": "order-1",
+                }
+            },
+            token=token,
+        )
+        assert only_error(body)["extensions"] == {
+            "code": "IDEMPOTENCY_CONFLICT",
+            "field": "idempotencyKey",
+        }
+
+
+async def test_fifty_concurrent_submits_with_one_key_make_one_transaction(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    async with pipeline_server(settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        results = await asyncio.gather(
+            *(submit(server, token, idempotencyKey="same") for _ in range(50))
+        )
+        listed = await server.graphql(
+            "{ transactions(first: 100) { edges { node { id nonce } } } }", token=token
+        )
+    assert len({r["id"] for r in results}) == 1
+    assert [e["node"]["id"] for e in listed["data"]["transactions"]["edges"]] == [results[0]["id"]]
+
+
+async def test_pending_transaction_is_bumped_and_the_bumped_hash_is_mined(
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_anvil
+    settings = pipeline_settings(tmp_path, database_url, node, chain={"bump_interval_seconds": 1})
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        bumped = await wait_for(server, token, queued["id"], "SUBMITTED", reason="FEE_BUMP")
+        assert bumped["hash"] != queued["hash"]
+        assert bumped["hashes"][:2] == [queued["hash"], bumped["hash"]]
+        await mine(w3)
+        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+    assert done["hash"] in done["hashes"][1:]  # a bumped rung was mined, not the original
+    mined = await w3.eth.get_transaction(done["hash"])
+    assert mined["maxFeePerGas"] > int(bumped["maxFeePerGas"])  # the bump raised the fee cap
+
+
+async def test_deadline_sends_the_cancel_and_expires_then_the_wallet_still_works(
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_anvil
+    settings = pipeline_settings(tmp_path, database_url, node, chain={"deadline_seconds": 1})
+    async with pipeline_server(settings) as server:
+        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        await wait_for(server, token, queued["id"], "SUBMITTED", reason="DEADLINE")
+        await mine(w3)
+        expired = await wait_for(server, token, queued["id"], "EXPIRED")
+        cancel = await w3.eth.get_transaction(expired["hash"])
+        assert cancel["to"] == address
+        assert cancel["value"] == 0
+        later = await submit(server, token)
+        assert int(later["nonce"]) == int(queued["nonce"]) + 1
+        await asyncio.sleep(0.5)
+        await mine(w3)
+        await wait_for(server, token, later["id"], "CONFIRMED")
+
+
+async def test_revert_fails_with_the_decoded_reason(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    token_address = await deploy_erc20(anvil_w3, anvil.private_keys[0], "Test Dollar", "TUSD")
+    # transfer(RECIPIENT, 1 token) from a wallet that holds none reverts in the contract.
+    data = "0xa9059cbb" + RECIPIENT[2:].lower().rjust(64, "0") + hex(10**18)[2:].rjust(64, "0")
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(server, token, to=token_address, value="0", data=data, gas="100000")
+        failed = await wait_for(server, token, queued["id"], "FAILED")
+    assert failed["error"]["code"] == "REVERTED"
+    assert "transfer amount exceeds balance" in failed["error"]["message"]
+    assert failed["events"][-1]["reason"].startswith("REVERTED")
+
+
+async def test_speed_up_and_cancel_on_request(
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_anvil
+    settings = pipeline_settings(tmp_path, database_url, node)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        await wait_for(server, token, queued["id"], "SUBMITTED")
+        sped = await server.graphql(
+            "mutation($id: ID!) { speedUpTransaction(id: $id) { hash status } }",
+            {"id": queued["id"]},
+            token=token,
+        )
+        assert sped["data"]["speedUpTransaction"]["hash"] != queued["hash"]
+        cancelled = await server.graphql(
+            "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
+            {"id": queued["id"]},
+            token=token,
+        )
+        assert cancelled["data"]["cancelTransaction"]["status"] == "SUBMITTED"
+        again = await server.graphql(
+            "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
+            {"id": queued["id"]},
+            token=token,
+        )
+        assert error_codes(again) == ["BAD_USER_INPUT"]
+        await mine(w3)
+        done = await wait_for(server, token, queued["id"], "CANCELLED")
+        assert len(done["hashes"]) == 3  # original, one bump, the cancel
+
+
+async def test_someone_elses_transaction_is_not_found(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    signer = DevSigner(tmp_path)
+    async with pipeline_server(settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
+        queued = await submit(server, token)
+        mallory, _ = await new_wallet(server, signer, "mallory", None)
+        body = await server.graphql(
+            "query($id: ID!) { transaction(id: $id) { id } }", {"id": queued["id"]}, token=mallory
+        )
+        assert error_codes(body) == ["NOT_FOUND"]
+        body = await server.graphql('{ transaction(id: "nope") { id } }', token=token)
+        assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
+
+
+async def test_transactions_paginate_with_cursors_and_filter_by_status(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    async with pipeline_server(settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        ids = [(await submit(server, token))["id"] for _ in range(5)]
+        page = "query($a: String) { transactions(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"
+        seen: list[str] = []
+        after = None
+        while True:
+            body = (await server.graphql(page, {"a": after}, token=token))["data"]["transactions"]
+            seen += [e["node"]["id"] for e in body["edges"]]
+            if not body["pageInfo"]["hasNextPage"]:
+                break
+            after = body["pageInfo"]["endCursor"]
+        assert seen == list(reversed(ids))
+        queued = await server.graphql(
+            "{ transactions(status: QUEUED) { edges { node { id } } } }", token=token
+        )
+        assert len(queued["data"]["transactions"]["edges"]) == 5
+        mined = await server.graphql(
+            "{ transactions(status: MINED) { edges { node { id } } } }", token=token
+        )
+        assert mined["data"]["transactions"]["edges"] == []
+        bad = await server.graphql(
+            '{ transactions(after: "garbage!") { edges { cursor } } }', token=token
+        )
+        assert only_error(bad)["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}

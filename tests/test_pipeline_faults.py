@@ -1,0 +1,199 @@
+"""Faults: nothing is lost, and nothing is broadcast twice with different bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from tests.chain_support import Anvil
+from tests.pipeline_support import (
+    fetch,
+    mine,
+    new_wallet,
+    pipeline_server,
+    pipeline_settings,
+    submit,
+    wait_for,
+)
+from walletql.devauth import DevSigner
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+
+
+def dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn(database_url))
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+async def pool_hashes(w3: AsyncWeb3[Any]) -> set[str]:
+    content = await w3.provider.make_request("txpool_content", [])  # type: ignore[arg-type]
+    found = set()
+    for section in content["result"].values():
+        for by_nonce in section.values():
+            for tx in by_nonce.values():
+                found.add(tx["hash"])
+    return found
+
+
+async def test_a_message_delivered_twice_changes_nothing_twice(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.queues.postgres import PostgresQueue
+
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        engine = create_async_engine(database_url)
+        await PostgresQueue(engine, settings.queue_name).send(queued["id"])  # the duplicate
+        await engine.dispose()
+        async with pipeline_server(settings) as _worker_a, pipeline_server(settings) as _worker_b:
+            done = await wait_for(api, token, queued["id"], "CONFIRMED")
+    assert [e["status"] for e in done["events"]] == STATUSES
+    assert done["hashes"] == [queued["hash"]]
+
+
+async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Anvil(chain_id=31337, no_mining=True) as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        settings = pipeline_settings(
+            tmp_path, database_url, node, queue_visibility_timeout_seconds=2
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
+            "WALLETQL_DATABASE_URL": database_url,
+            "WALLETQL_DATA_DIR": str(tmp_path),
+            "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
+            "WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS": "2",
+            "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
+        }
+        async with pipeline_server(settings, run_worker=False) as api:
+            token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", w3)
+            queued = await submit(api, token)
+            crashing = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.fault_worker", env=env, cwd=ROOT
+            )
+            assert await asyncio.wait_for(crashing.wait(), timeout=60) == -9
+            # The node has the bytes; the database never heard of it.
+            assert await pool_hashes(w3) == {queued["hash"]}
+            assert (await fetch(api, token, queued["id"]))["status"] == "QUEUED"
+            async with pipeline_server(settings):
+                await wait_for(api, token, queued["id"], "SUBMITTED")
+                await mine(w3)
+                done = await wait_for(api, token, queued["id"], "CONFIRMED")
+        await w3.provider.disconnect()
+    assert done["hashes"] == [queued["hash"]]
+    assert [e["status"] for e in done["events"]] == STATUSES
+
+
+async def test_node_down_for_a_while_then_back_loses_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Anvil(chain_id=31337, no_mining=True, state_path=tmp_path / "anvil.json") as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        settings = pipeline_settings(tmp_path, database_url, node, chain_timeout_seconds=1)
+        async with pipeline_server(settings) as server:
+            token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+            queued = await submit(server, token)
+            await wait_for(server, token, queued["id"], "SUBMITTED")
+            node.stop()
+            await asyncio.sleep(3)  # the worker keeps trying and gets CHAIN_UNAVAILABLE
+            node.start()
+            await asyncio.sleep(1)  # the worker re-broadcasts the stored bytes
+            await mine(w3)
+            done = await wait_for(server, token, queued["id"], "CONFIRMED")
+        await w3.provider.disconnect()
+    assert done["hashes"] == [queued["hash"]]
+    assert [e["status"] for e in done["events"]] == STATUSES
+
+
+async def test_api_dying_between_commit_and_enqueue_is_swept_up(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, sweeper_grace_seconds=1)
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        # The process died before its after-commit enqueue: no message exists.
+        await sql(database_url, "DELETE FROM queue_messages")
+        async with pipeline_server(settings):
+            done = await wait_for(api, token, queued["id"], "CONFIRMED")
+    assert [e["status"] for e in done["events"]] == STATUSES
+
+
+async def test_poison_message_goes_to_the_dead_letter_table_and_fails_the_transaction(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, queue_max_receives=3)
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        # As if three workers had died on it in turn.
+        await sql(database_url, "UPDATE queue_messages SET receive_count = 3")
+        async with pipeline_server(settings):
+            failed = await wait_for(api, token, queued["id"], "FAILED")
+    assert failed["error"]["code"] == "DEAD_LETTER"
+    assert failed["events"][-1]["reason"].startswith("DEAD_LETTER")
+    dead = await sql(database_url, "SELECT body, receive_count FROM queue_dead_letters")
+    assert [(r["body"], r["receive_count"]) for r in dead] == [(queued["id"], 4)]
+
+
+async def test_hundred_concurrent_submits_from_one_wallet_get_gapless_nonces(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=8)
+    async with pipeline_server(settings) as server:
+        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        start = await anvil_w3.eth.get_transaction_count(address)
+        results = await asyncio.gather(*(submit(server, token) for _ in range(100)))
+        assert sorted(int(r["nonce"]) for r in results) == list(range(start, start + 100))
+        for r in results:
+            await wait_for(server, token, r["id"], "CONFIRMED", timeout=120)
+    assert await anvil_w3.eth.get_transaction_count(address) == start + 100
+
+
+async def test_two_hundred_submits_over_twenty_wallets_all_confirm(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=8)
+    signer = DevSigner(tmp_path)
+    async with pipeline_server(settings) as server:
+        wallets = [await new_wallet(server, signer, f"user{i}", anvil_w3) for i in range(20)]
+        jobs = [(token, address) for token, address in wallets for _ in range(10)]
+        results = await asyncio.gather(*(submit(server, token) for token, _ in jobs))
+        by_wallet: dict[str, list[int]] = {}
+        for (token, address), r in zip(jobs, results, strict=True):
+            by_wallet.setdefault(address, []).append(int(r["nonce"]))
+        assert all(sorted(n) == list(range(10)) for n in by_wallet.values())
+        for (token, _), r in zip(jobs, results, strict=True):
+            await wait_for(server, token, r["id"], "CONFIRMED", timeout=180)
+
+
+async def test_embedded_default_happy_path(tmp_path: Path, database_url: str) -> None:
+    settings = pipeline_settings(tmp_path, database_url, None)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        queued = await submit(server, token)
+        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+        balance = await server.graphql("{ balance { wei } }", token=token)
+    assert [e["status"] for e in done["events"]] == STATUSES
+    assert int(balance["data"]["balance"]["wei"]) < 10 * 10**18 - 1000

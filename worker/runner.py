@@ -1,0 +1,109 @@
+"""The queue consumer: receive transaction ids, advance each one, re-enqueue with a delay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from schema.errors import describe_exception
+from services.pipeline import TransactionProcessor
+from services.queues import Message, Queue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 4
+    visibility_timeout: int = 60
+    max_receives: int = 5
+    wait_seconds: float = 10.0
+    shutdown_grace: float = 20.0
+
+
+class Worker:
+    def __init__(
+        self, queue: Queue, processor: TransactionProcessor, settings: WorkerSettings
+    ) -> None:
+        self._queue = queue
+        self._processor = processor
+        self._settings = settings
+        self._in_flight: dict[asyncio.Task[bool], Message] = {}
+
+    async def handle(self, message: Message) -> bool:
+        """Process one delivery; True when it was acked (done or re-enqueued)."""
+        try:
+            tx_id = uuid.UUID(message.body)
+        except ValueError:
+            await self._queue.dead_letter(message, "the message is not a transaction id")
+            return True
+        if message.receive_count > self._settings.max_receives:
+            reason = f"received {message.receive_count} times without being processed"
+            await self._processor.dead_letter(tx_id, reason)
+            await self._queue.dead_letter(message, reason)
+            return True
+        try:
+            delay = await self._processor.process(tx_id)
+            if delay is not None:
+                await self._queue.send(
+                    message.body, delay_seconds=delay, dedup_id=f"{tx_id}:{uuid.uuid4()}"
+                )
+            await self._queue.ack(message)
+        except Exception as exc:
+            # Left unacked: it comes back after the visibility timeout, counted as a receive.
+            log.error("processing %s failed: %s", message.body, describe_exception(exc))
+            return False
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then finish or release the messages in hand."""
+        settings = self._settings
+        while not stop.is_set():
+            free = settings.concurrency - len(self._in_flight)
+            if free <= 0:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            receive = asyncio.ensure_future(
+                self._queue.receive(
+                    max_messages=min(free, 10),
+                    wait_seconds=settings.wait_seconds,
+                    visibility_timeout=settings.visibility_timeout,
+                )
+            )
+            stopping = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if receive not in done:
+                receive.cancel()
+                break
+            try:
+                messages = receive.result()
+            except Exception as exc:
+                log.error("queue receive failed: %s", describe_exception(exc))
+                await asyncio.sleep(1)
+                continue
+            for message in messages:
+                task = asyncio.create_task(self.handle(message))
+                self._in_flight[task] = message
+                task.add_done_callback(self._done)
+        await self._drain()
+
+    def _done(self, task: asyncio.Task[bool]) -> None:
+        self._in_flight.pop(task, None)
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        pending = dict(self._in_flight)
+        _, unfinished = await asyncio.wait(pending, timeout=self._settings.shutdown_grace)
+        for task in unfinished:
+            task.cancel()
+            # Make it visible again at once for another worker.
+            await self._queue.extend(pending[task], 0)
+        log.info(
+            "worker stopped (%d finished, %d released)",
+            len(pending) - len(unfinished),
+            len(unfinished),
+        )
