@@ -90,6 +90,8 @@ class User(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=_uuid)
     sub: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
     username: Mapped[str | None] = mapped_column(String(64))
+    # The last per-user event number handed out (see TransactionEvent.user_seq).
+    event_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 class Wallet(TimestampMixin, Base):
@@ -219,6 +221,7 @@ class TransactionEvent(Base):
         UniqueConstraint("transaction_id", "seq", name="uq_transaction_events_tx_seq"),
         CheckConstraint(_STATUS_CHECK, name="status"),
         Index("ix_transaction_events_user_id_id", "user_id", "id"),
+        UniqueConstraint("user_id", "user_seq", name="uq_transaction_events_user_seq"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -229,6 +232,9 @@ class TransactionEvent(Base):
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Per user, in commit order: taken from users.event_seq under that row's lock, so a
+    # subscriber resuming "after user_seq N" can never miss a later-committed event.
+    user_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(

@@ -21,7 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.errors import ErrorCodes
-from schema.root import Mutation, Query
+from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_MAP
 
 
@@ -69,6 +69,7 @@ def build_schema(
     return WalletqlSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

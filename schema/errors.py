@@ -12,6 +12,7 @@ from graphql import ArgumentNode, DocumentNode, GraphQLError, Node, ObjectFieldN
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import StreamExecutionResult
 
 from services.errors import DomainError
 
@@ -95,7 +96,8 @@ def to_client_error(
             message = original.message
         field = original.field or path or _field_holding(document, error.nodes)
         return _error(error, message, original.code, field=field, **original.extra)
-    if error.path is None:  # before execution: parsing, validation, variable coercion
+    if (original is None or isinstance(original, GraphQLError)) and error.path is None:
+        # Before execution: parsing, validation, variable coercion.
         if _TOO_COMPLEX.search(error.message):
             return _error(error, error.message, "QUERY_TOO_COMPLEX")
         message, field = _strip_echoed_value(error.message)
@@ -121,9 +123,7 @@ def to_client_error(
 class ErrorCodes(SchemaExtension):
     """Give every error a code; mask unexpected ones and log them with the request id."""
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
+    def _rewrite(self, result: object) -> None:
         if not isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult)):
             return
         if result.errors:
@@ -131,3 +131,15 @@ class ErrorCodes(SchemaExtension):
             request_id = getattr(context, "request_id", "-")
             document = self.execution_context.graphql_document
             result.errors = [to_client_error(e, request_id, document) for e in result.errors]
+
+    def on_operation(self) -> Iterator[None]:
+        self._streamed = False
+        yield
+        if not self._streamed:
+            self._rewrite(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result of a subscription, before it reaches the client."""
+        self._streamed = True
+        self._rewrite(result)
+        yield None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 from strawberry.scalars import JSON
 
+from resolvers import subscriptions, users, wallets
 from resolvers import transactions as tx_resolvers
-from resolvers import users, wallets
-from schema.transaction_types import TransactionConnection, TransactionType
+from schema.transaction_types import TransactionConnection, TransactionEventType, TransactionType
 from schema.types import PublicUserType, UserType
 from schema.wallet_types import (
     BalanceType,
@@ -85,4 +87,18 @@ class Mutation:
         resolver=wallets.export_wallet,
         description="A Web3 Secret Storage v3 keystore (MetaMask, geth, ethers can import it), "
         "encrypted with the same password. Needs a token issued in the last few minutes.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    transaction_status: AsyncGenerator[TransactionEventType, None] = strawberry.subscription(
+        resolver=subscriptions.transaction_status,
+        description="The current state (or every event after afterSeq), then each new event "
+        "of one of your transactions; completes after a final status.",
+    )
+    my_transactions: AsyncGenerator[TransactionEventType, None] = strawberry.subscription(
+        resolver=subscriptions.my_transactions,
+        description="Every event of every transaction of yours, in commit order; resume "
+        "with afterSeq = the last userSeq you saw.",
     )

@@ -11,6 +11,7 @@ from db.models import Transaction, TransactionEvent
 from schema.context import Info
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.errors import ChainUnavailable
+from services.hub import EventView
 
 
 @strawberry.enum(name="TransactionStatus")
@@ -24,16 +25,39 @@ class TransactionStatusEnum(Enum):
     CANCELLED = "CANCELLED"
 
 
+async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
+    ctx = info.context
+    async with ctx.unit_of_work() as uow:
+        tx = await ctx.services.transactions.get(
+            uow, await ctx.principal(), str(root.transaction_id)
+        )
+    return TransactionType.from_model(tx)
+
+
 @strawberry.type(name="TransactionEvent")
 class TransactionEventType:
-    seq: int
+    seq: int = strawberry.field(description="Per transaction: 1, 2, 3, … with no gaps.")
+    user_seq: BigInt = strawberry.field(
+        description="Per user, in commit order: the cursor for myTransactions(afterSeq:)."
+    )
+    transaction_id: strawberry.ID
     status: TransactionStatusEnum
     at: datetime
     reason: str | None
+    transaction: TransactionType = strawberry.field(
+        resolver=_event_transaction, description="The transaction as it is now."
+    )
 
     @classmethod
-    def from_model(cls, m: TransactionEvent) -> TransactionEventType:
-        return cls(seq=m.seq, status=TransactionStatusEnum(m.status), at=m.at, reason=m.reason)
+    def from_model(cls, m: TransactionEvent | EventView) -> TransactionEventType:
+        return cls(
+            seq=m.seq,
+            user_seq=BigInt(m.user_seq),
+            transaction_id=strawberry.ID(str(m.transaction_id)),
+            status=TransactionStatusEnum(m.status),
+            at=m.at,
+            reason=m.reason,
+        )
 
 
 @strawberry.type(name="TransactionError")
@@ -94,32 +118,18 @@ class TransactionType:
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[Transaction]
-
-    @strawberry.field(
-        description="Every hash broadcast for this nonce: the original, bumps, cancel."
+    hashes: list[Hex] = strawberry.field(
+        resolver=_hashes,
+        description="Every hash broadcast for this nonce: the original, fee bumps, cancel.",
     )
-    async def hashes(self, info: Info) -> list[Hex]:
-        ctx = info.context
-        async with ctx.unit_of_work() as uow:
-            found = await ctx.services.transactions.attempts_hashes(uow, self._model.id)
-        return [Hex(h) for h in found]
-
-    @strawberry.field(description="Blocks on top of (and including) the one it is in.")
-    async def confirmations(self, info: Info) -> int | None:
-        if self._model.block_number is None:
-            return 0
-        try:
-            latest = await info.context.services.chains.get(self._model.chain_id).block_number()
-        except ChainUnavailable:
-            return None
-        return max(0, latest - int(self._model.block_number) + 1)
-
-    @strawberry.field(description="Every status change, oldest first.")
-    async def events(self, info: Info) -> list[TransactionEventType]:
-        ctx = info.context
-        async with ctx.unit_of_work() as uow:
-            found = await ctx.services.transactions.events(uow, self._model.id)
-        return [TransactionEventType.from_model(e) for e in found]
+    confirmations: int | None = strawberry.field(
+        resolver=_confirmations,
+        description="Blocks on top of (and including) the one it is in; null if the chain "
+        "does not answer.",
+    )
+    events: list[TransactionEventType] = strawberry.field(
+        resolver=_events, description="Every status change, oldest first."
+    )
 
     @classmethod
     def from_model(cls, m: Transaction) -> TransactionType:

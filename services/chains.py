@@ -10,12 +10,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from services.errors import BadUserInput, ChainUnavailable, InsufficientFunds
 
 if TYPE_CHECKING:
     from web3 import AsyncWeb3
+    from web3.types import TxParams
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -185,9 +186,9 @@ class Chain:
         from web3.exceptions import ContractLogicError
 
         try:
-            await self._call(
-                lambda w3: w3.eth.call(call, block_identifier=max(0, block_number - 1))
-            )  # type: ignore[arg-type]
+            params = cast("TxParams", call)
+            block = max(0, block_number - 1)
+            await self._call(lambda w3: w3.eth.call(params, block_identifier=block))
         except ContractLogicError as exc:
             return str(exc.message or exc)
         except Exception:

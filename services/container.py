@@ -10,6 +10,7 @@ from services.auth import TokenVerifier
 from services.chains import Chains
 from services.faucet import Faucet
 from services.keys import KeyVault
+from services.live import LiveService
 from services.transactions import TransactionService
 from services.users import UserService
 from services.wallets import WalletService
@@ -25,3 +26,4 @@ class Services:
     wallets: WalletService
     faucet: Faucet | None  # dev mode only
     transactions: TransactionService
+    live: LiveService

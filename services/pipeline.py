@@ -92,7 +92,7 @@ class TransactionProcessor:
                 return
             if not S(tx.status).is_final:
                 tx.error_code, tx.error_message = "DEAD_LETTER", reason
-                record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
+                await record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
             tx.tracking = False
 
     async def _step(self, uow: UnitOfWork, tx: Transaction) -> Step:
@@ -114,7 +114,7 @@ class TransactionProcessor:
         if outcome is not Outcome.SENT:
             raise BadUserInput(f"the node refused the faster transaction: {message}", field="id")
         tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
-        record_event(uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung} (requested)")
+        await record_event(uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung} (requested)")
 
     async def cancel(self, uow: UnitOfWork, tx: Transaction) -> None:
         """Broadcast the cancel that outbids the current rung (the row is locked by the caller)."""
@@ -178,12 +178,12 @@ class TransactionProcessor:
         if outcome is Outcome.REJECTED:
             tx.error_code, tx.error_message = "REJECTED", message
             tx.cancel_reason = "REJECTED"
-            record_event(step.uow, tx, S.FAILED, f"REJECTED: {message}")
+            await record_event(step.uow, tx, S.FAILED, f"REJECTED: {message}")
             return await self._fill_nonce(step)
         tx.submitted_at = step.now
-        record_event(step.uow, tx, S.SUBMITTED)
+        await record_event(step.uow, tx, S.SUBMITTED)
         if outcome is Outcome.NONCE_USED and not await self._mined_receipt(step):
-            self._nonce_taken(step)
+            await self._nonce_taken(step)
             return None
         return await self._follow_pending(step)
 
@@ -196,13 +196,13 @@ class TransactionProcessor:
         )
         events = await TransactionRepository.from_session(step.uow.session).events(step.tx.id)
         if not events or events[-1].reason != reason:
-            record_event(step.uow, step.tx, S.QUEUED, reason)
+            await record_event(step.uow, step.tx, S.QUEUED, reason)
 
-    def _nonce_taken(self, step: Step) -> None:
+    async def _nonce_taken(self, step: Step) -> None:
         tx = step.tx
         tx.error_code = "NONCE_CONFLICT"
         tx.error_message = f"nonce {tx.nonce} was used by another transaction"
-        record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
+        await record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
 
     async def _mined_receipt(self, step: Step) -> tuple[TransactionAttempt, dict[str, Any]] | None:
         sent = [a for a in step.attempts.values() if a.sent_at is not None]
@@ -227,7 +227,7 @@ class TransactionProcessor:
             outcome, message = await self._broadcast(step, next_rung)
             if outcome is Outcome.SENT:
                 tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
-                record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
+                await record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
             else:
                 log.warning("fee bump of %s refused: %s", tx.id, message)
         else:
@@ -258,7 +258,7 @@ class TransactionProcessor:
         tx.cancel_rung, tx.cancel_reason = cancel.rung, reason
         # A cancel of a queued transaction is its first broadcast: it is now submitted.
         status = S.SUBMITTED if tx.status == S.QUEUED.value else S(tx.status)
-        record_event(step.uow, tx, status, f"{reason}: cancel sent")
+        await record_event(step.uow, tx, status, f"{reason}: cancel sent")
         return True
 
     async def _fill_nonce(self, step: Step) -> float | None:
@@ -289,16 +289,16 @@ class TransactionProcessor:
             if tx.cancel_reason == "REJECTED":
                 return None  # the nonce is filled; the transaction had already failed
             final = S.CANCELLED if tx.cancel_reason == "USER" else S.EXPIRED
-            record_event(step.uow, tx, final, f"{tx.cancel_reason}: the cancel was mined")
+            await record_event(step.uow, tx, final, f"{tx.cancel_reason}: the cancel was mined")
             return None
         if int(receipt.get("status", 1)) == 0:
             call = {"from": tx.from_address, "to": tx.to_address, "value": int(tx.value),
                     "data": tx.data, "gas": int(tx.gas_limit)}  # fmt: skip
             reason = await step.chain.revert_reason(call, tx.block_number) or "execution reverted"
             tx.error_code, tx.error_message = "REVERTED", reason
-            record_event(step.uow, tx, S.FAILED, f"REVERTED: {reason}")
+            await record_event(step.uow, tx, S.FAILED, f"REVERTED: {reason}")
             return None
-        record_event(step.uow, tx, S.MINED)
+        await record_event(step.uow, tx, S.MINED)
         return await self._follow_mined(step)
 
     async def _follow_mined(self, step: Step) -> float | None:
@@ -306,12 +306,14 @@ class TransactionProcessor:
         receipt = await step.chain.receipt(tx.hash or "")
         if receipt is None or receipt.get("blockNumber") is None:
             tx.block_number = tx.block_hash = None
-            record_event(step.uow, tx, S.SUBMITTED, "REORG: the block holding it was replaced")
+            await record_event(
+                step.uow, tx, S.SUBMITTED, "REORG: the block holding it was replaced"
+            )
             return self._interval
         tx.block_number, tx.block_hash = int(receipt["blockNumber"]), _hex(receipt["blockHash"])
         confirmations = await step.chain.block_number() - tx.block_number + 1
         if confirmations >= step.chain.config.confirmations:
-            record_event(step.uow, tx, S.CONFIRMED)
+            await record_event(step.uow, tx, S.CONFIRMED)
             return None
         return self._interval
 

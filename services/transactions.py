@@ -159,7 +159,7 @@ class TransactionService:
                     gas_price=rung.fields.get("gasPrice"),
                 )
             )  # fmt: skip
-        record_event(uow, tx, TransactionStatus.QUEUED)
+        await record_event(uow, tx, TransactionStatus.QUEUED)
         nonce_row.next_nonce = nonce + 1
         await uow.session.flush()
         queue, body, args = self._queue, str(tx.id), queue_send_args(tx)

@@ -80,7 +80,16 @@ async def template_database(pg_admin_url: str) -> AsyncIterator[str]:
 async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test, dropped afterwards."""
     name = f"walletql_t_{uuid.uuid4().hex[:10]}"
-    await _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    for attempt in range(50):
+        try:
+            await _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+            break
+        except asyncpg.ObjectInUseError:
+            # "source database is being accessed by other users": autovacuum may visit
+            # the template for a moment.
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
     try:
         yield _with_database(pg_admin_url, name).replace(
             "postgresql://", "postgresql+asyncpg://", 1

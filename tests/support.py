@@ -29,9 +29,13 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
 class LiveServer:
     """An ASGI app under a real uvicorn, bound to 127.0.0.1 on a free port."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, send_buffer: int | None = None) -> None:
         self.app = app
         self._sock = socket.socket()
+        if send_buffer is not None:
+            # Accepted sockets inherit it; a fixed size turns off the kernel's autotuning,
+            # so backpressure from a client that does not read shows at test-sized volumes.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"

@@ -230,7 +230,10 @@ async def test_transactions_paginate_with_cursors_and_filter_by_status(
     async with pipeline_server(settings, run_worker=False) as server:
         token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
         ids = [(await submit(server, token))["id"] for _ in range(5)]
-        page = "query($a: String) { transactions(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"
+        page = (
+            "query($a: String) { transactions(first: 2, after: $a) "
+            "{ edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"
+        )
         seen: list[str] = []
         after = None
         while True:

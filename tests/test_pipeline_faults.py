@@ -181,7 +181,7 @@ async def test_two_hundred_submits_over_twenty_wallets_all_confirm(
         jobs = [(token, address) for token, address in wallets for _ in range(10)]
         results = await asyncio.gather(*(submit(server, token) for token, _ in jobs))
         by_wallet: dict[str, list[int]] = {}
-        for (token, address), r in zip(jobs, results, strict=True):
+        for (_, address), r in zip(jobs, results, strict=True):
             by_wallet.setdefault(address, []).append(int(r["nonce"]))
         assert all(sorted(n) == list(range(10)) for n in by_wallet.values())
         for (token, _), r in zip(jobs, results, strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -32,7 +33,10 @@ from services.chains import ChainConfig, Chains
 from services.container import Services
 from services.errors import Unauthenticated
 from services.faucet import Faucet
+from services.hub import EventHub
 from services.keys import KdfParams, KeyVault
+from services.listener import PostgresListener
+from services.live import LiveService
 from services.passwords import PasswordGuard
 from services.pipeline import TransactionProcessor
 from services.queues import Queue
@@ -61,7 +65,15 @@ class Runtime:
     services: Services
     processor: TransactionProcessor
     queue: Queue
+    hub: EventHub
     closers: list[Any]
+
+    async def listen(self, database_url: str) -> None:
+        """Start this process's event listener (API processes only)."""
+        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        listener = PostgresListener(dsn, self.hub)
+        await listener.start()
+        self.closers.append(listener.close)
 
     def worker(self, settings: Settings) -> Worker:
         return Worker(
@@ -162,6 +174,10 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
         sessions, chains, check_interval=settings.worker_check_interval_seconds
     )
     wallets = WalletService(vault, guard, chains, settings.export_max_token_age_seconds)
+    transactions = TransactionService(
+        wallets, chains, queue, processor, bump_rungs=settings.fee_bump_rungs
+    )
+    hub = EventHub(settings.subscriber_buffer)
     services = Services(
         session_factory=sessions,
         verifier=build_verifier(settings, signer),
@@ -170,12 +186,15 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
         chains=chains,
         wallets=wallets,
         faucet=faucet,
-        transactions=TransactionService(
-            wallets, chains, queue, processor, bump_rungs=settings.fee_bump_rungs
-        ),
+        transactions=transactions,
+        live=LiveService(sessions, hub, transactions),
     )
     return Runtime(
-        services, processor, queue, closers=[engine.dispose, vault.close, chains.close, queue.close]
+        services,
+        processor,
+        queue,
+        hub,
+        closers=[engine.dispose, vault.close, chains.close, queue.close],
     )
 
 
@@ -196,9 +215,10 @@ class GraphQLView(GraphQL[Context, None]):
                 introspection=settings.introspection_enabled,
             ),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            connection_init_wait_timeout=timedelta(seconds=5),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             subscription_protocols=("graphql-transport-ws",),
             allowed_origins=settings.allowed_origins,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
 
     async def get_context(
@@ -208,9 +228,32 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> None:
         try:
-            await context.principal()
+            principal = await context.principal()
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from exc
+        socket = context.request
+        assert isinstance(socket, WebSocket)
+
+        async def close_on_expiry() -> None:
+            with contextlib.suppress(Exception):
+                await socket.close(code=4403, reason="Token expired")
+
+        delay = max(0.0, principal.expires_at - time.time())
+        socket.state.expiry = asyncio.get_running_loop().call_later(
+            delay, lambda: asyncio.ensure_future(close_on_expiry())
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        socket = WebSocket(scope, receive=receive, send=send)
+        try:
+            await self.run(socket)
+        finally:
+            expiry = getattr(socket.state, "expiry", None)
+            if expiry is not None:
+                expiry.cancel()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         from walletql.graphiql import graphiql_html
@@ -257,6 +300,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         runtime = await start_runtime(settings, url)
+        await runtime.listen(url)
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.run_worker(settings, stop)) if run_worker else None
         gc.collect()

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, ge=1)
     max_tokens: int = Field(default=2000, ge=10)
     allowed_origins: list[str] = []
+    ws_init_timeout_seconds: float = Field(default=5.0, gt=0)
+    ws_max_subscriptions: int = Field(default=20, ge=1)
+    subscriber_buffer: int = Field(default=256, ge=1)
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -124,8 +127,11 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"WALLETQL_ENV=production requires {', '.join(missing)}")
-        if self.queue_backend == "sqs" and not self.sqs_queue_url:
-            raise ValueError("WALLETQL_QUEUE_BACKEND=sqs requires WALLETQL_SQS_QUEUE_URL")
+        if self.queue_backend == "sqs" and not (self.sqs_queue_url and self.sqs_dead_letter_url):
+            raise ValueError(
+                "WALLETQL_QUEUE_BACKEND=sqs requires WALLETQL_SQS_QUEUE_URL and "
+                "WALLETQL_SQS_DEAD_LETTER_URL"
+            )
         ids = [chain.chain_id for chain in self.chains]
         if len(ids) != len(set(ids)):
             raise ValueError("WALLETQL_CHAINS has a chain id twice")

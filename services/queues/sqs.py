@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 from contextlib import AsyncExitStack
@@ -21,6 +22,8 @@ import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.queues import Message
+
+log = logging.getLogger(__name__)
 
 MAX_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 43_200
@@ -157,12 +160,16 @@ class SqsQueue:
             not_before = float(not_before_attribute["StringValue"])
             remaining = not_before - time.time()
             if remaining > 0:
-                await self._call(
-                    "change_message_visibility",
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=raw["ReceiptHandle"],
-                    VisibilityTimeout=math.ceil(remaining),
-                )
+                try:
+                    await self._call(
+                        "change_message_visibility",
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=raw["ReceiptHandle"],
+                        VisibilityTimeout=math.ceil(remaining),
+                    )
+                except QueueError as exc:
+                    # Still hidden for this receive's visibility timeout: retried then.
+                    log.warning("could not hide a FIFO message until due: %s", exc)
                 return None
             # A receive before the due time hid the message again; it was no delivery.
             first_receive_ms = int(attributes.get("ApproximateFirstReceiveTimestamp", "0"))

@@ -1,0 +1,29 @@
+"""Subscriptions: async generators over LiveService streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from schema.context import Info
+from schema.scalars import BigInt
+from schema.transaction_types import TransactionEventType
+
+
+async def transaction_status(
+    info: Info, id: strawberry.ID, after_seq: int | None = None
+) -> AsyncGenerator[TransactionEventType, None]:
+    ctx = info.context
+    principal = await ctx.principal()
+    async for event in ctx.services.live.transaction_events(principal, str(id), after_seq):
+        yield TransactionEventType.from_model(event)
+
+
+async def my_transactions(
+    info: Info, after_seq: BigInt | None = None
+) -> AsyncGenerator[TransactionEventType, None]:
+    ctx = info.context
+    principal = await ctx.principal()
+    async for event in ctx.services.live.user_events(principal, after_seq):
+        yield TransactionEventType.from_model(event)

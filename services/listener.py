@@ -1,0 +1,80 @@
+"""The pub/sub port's PostgreSQL adapter: one LISTEN connection per process.
+
+It feeds the EventHub, and re-establishes itself when the connection drops; after each
+reconnect every subscriber catches up from the event log, so a notification lost while
+disconnected never means a lost event. (A Redis pub/sub adapter would implement the same
+``start``/``close`` and call the same two hub methods.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from services.events import CHANNEL
+from services.hub import EventHub
+
+log = logging.getLogger(__name__)
+
+
+class PostgresListener:
+    def __init__(self, dsn: str, hub: EventHub, *, health_interval: float = 2.0) -> None:
+        self._dsn = dsn
+        self._hub = hub
+        self._health_interval = health_interval
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.reconnects = 0
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self._hub.publish(payload)
+
+    async def start(self) -> None:
+        """Connect and listen; returns once the first LISTEN is in place."""
+        self._task = asyncio.create_task(self._supervise())
+        await asyncio.wait_for(self._connected.wait(), timeout=30)
+
+    async def _supervise(self) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            try:
+                connection = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("event listener cannot connect (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+            try:
+                await connection.add_listener(CHANNEL, self._on_notify)
+                backoff = 0.1
+                if not first:
+                    self.reconnects += 1
+                    log.info("event listener reconnected; subscribers catch up from the log")
+                    self._hub.catch_up_all()
+                first = False
+                self._connected.set()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=self._health_interval)
+                    if not lost.is_set():
+                        await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("event listener lost its connection (%s)", type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=1)
+            # Events may have been committed while we were away.
+            self._hub.catch_up_all()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

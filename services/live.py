@@ -1,0 +1,138 @@
+"""Live status: event streams that replay the log, then follow notifications, in order,
+with nothing missed and nothing twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.engine import unit_of_work
+from db.models import TransactionEvent, TransactionStatus, User
+from services.auth import Principal
+from services.errors import NotFound, RateLimited
+from services.hub import CATCH_UP, CatchUp, EventHub, EventView
+from services.transactions import TransactionService
+
+PAGE = 500
+
+
+def _view(e: TransactionEvent) -> EventView:
+    return EventView(e.transaction_id, e.user_id, e.seq, e.user_seq, e.status, e.reason, e.at)
+
+
+def _final(event: EventView) -> bool:
+    return TransactionStatus(event.status).is_final
+
+
+class LiveService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: EventHub,
+        transactions: TransactionService,
+    ) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._transactions = transactions
+
+    async def _read(self, *where: object, order: object) -> list[EventView]:
+        async with unit_of_work(self._sessions) as uow:
+            stmt = select(TransactionEvent).where(*where).order_by(order).limit(PAGE)  # type: ignore[arg-type]
+            return [_view(e) for e in await uow.session.scalars(stmt)]
+
+    async def transaction_events(
+        self, principal: Principal, tx_id: str, after_seq: int | None
+    ) -> AsyncIterator[EventView]:
+        """The current state (or every event after ``after_seq``), then each new event;
+        ends after a final status."""
+        async with unit_of_work(self._sessions) as uow:
+            tx = await self._transactions.get(uow, principal, tx_id)
+        subscriber = self._hub.subscribe(transaction_id=tx.id)  # before reading: miss nothing
+        try:
+            last = after_seq or 0
+            backlog = await self._events_after(tx.id, last)
+            if after_seq is None and backlog:
+                backlog = backlog[-1:]  # the current state
+            for event in backlog:
+                yield event
+                last = event.seq
+                if _final(event):
+                    return
+            while True:
+                item = await subscriber.next()
+                if subscriber.overflowed:
+                    raise RateLimited(
+                        "this subscriber fell too far behind; resubscribe with afterSeq",
+                        reason="SLOW_CONSUMER",
+                        resumeAfterSeq=last,
+                    )
+                if isinstance(item, CatchUp) or item.seq > last + 1:
+                    missed = await self._events_after(tx.id, last)
+                elif item.seq == last + 1:
+                    missed = [item]
+                else:
+                    missed = []  # already sent
+                for event in missed:
+                    yield event
+                    last = event.seq
+                    if _final(event):
+                        return
+        finally:
+            subscriber.close()
+
+    async def _events_after(self, tx_id: uuid.UUID, seq: int) -> list[EventView]:
+        return await self._read(
+            TransactionEvent.transaction_id == tx_id,
+            TransactionEvent.seq > seq,
+            order=TransactionEvent.seq,
+        )
+
+    async def user_events(
+        self, principal: Principal, after_seq: int | None
+    ) -> AsyncIterator[EventView]:
+        """Every event of every transaction of the caller, in commit order (``userSeq``):
+        those after ``after_seq`` first, then each new one. Without ``after_seq``, new ones."""
+        async with unit_of_work(self._sessions) as uow:
+            row = (
+                await uow.session.execute(
+                    select(User.id, User.event_seq).where(User.sub == principal.sub)
+                )
+            ).first()
+        if row is None:
+            raise NotFound("no user yet: run createUser first")
+        user_id, current = row
+        subscriber = self._hub.subscribe(user_id=user_id)
+        try:
+            last = current if after_seq is None else after_seq
+            pending: list[EventView | CatchUp] = [] if after_seq is None else [CATCH_UP]
+            while True:
+                if pending:
+                    item: EventView | CatchUp = pending.pop()
+                else:
+                    item = await subscriber.next()
+                if subscriber.overflowed:
+                    raise RateLimited(
+                        "this subscriber fell too far behind; resubscribe with afterSeq",
+                        reason="SLOW_CONSUMER",
+                        resumeAfterSeq=last,
+                    )
+                if isinstance(item, CatchUp) or item.user_seq > last + 1:
+                    while batch := await self._user_events_after(user_id, last):
+                        for event in batch:
+                            yield event
+                            last = event.user_seq
+                elif item.user_seq == last + 1:
+                    yield item
+                    last = item.user_seq
+        finally:
+            subscriber.close()
+
+    async def _user_events_after(self, user_id: uuid.UUID, seq: int) -> list[EventView]:
+        return await self._read(
+            TransactionEvent.user_id == user_id,
+            TransactionEvent.user_seq > seq,
+            order=TransactionEvent.user_seq,
+        )

@@ -1,0 +1,246 @@
+"""Live status over graphql-transport-ws: real uvicorn, real websocket clients, a separate
+worker process, a second API process, resume, listener reconnect, slow subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from tests.chain_support import Anvil
+from tests.conftest import ROOT, free_port
+from tests.pipeline_support import (
+    mine,
+    new_wallet,
+    pipeline_server,
+    pipeline_settings,
+    submit,
+    wait_for,
+)
+from tests.support import LiveServer
+from tests.ws_support import GraphQLWS, StuckClient
+from walletql.app import create_app
+from walletql.devauth import DevSigner
+from walletql.settings import Settings
+
+STATUS = """subscription($id: ID!, $after: Int) {
+  transactionStatus(id: $id, afterSeq: $after) { seq userSeq status reason transactionId }
+}"""
+MINE = """subscription($after: BigInt) {
+  myTransactions(afterSeq: $after) { seq userSeq status transactionId }
+}"""
+STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+
+
+def worker_env(settings: Settings, database_url: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
+        "WALLETQL_DATABASE_URL": database_url,
+        "WALLETQL_DATA_DIR": str(settings.data_dir),
+        "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
+        "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
+        "WALLETQL_WORKER_CHECK_INTERVAL_SECONDS": "0.2",
+    }
+
+
+async def start_process(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "walletql.cli", *args, env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=30)
+
+
+def statuses(payloads: list[dict[str, Any]], field: str = "transactionStatus") -> list[str]:
+    return [p["data"][field]["status"] for p in payloads]
+
+
+@pytest.fixture
+async def manual_chain() -> AsyncIterator[tuple[Anvil, AsyncWeb3[Any]]]:
+    async with Anvil(chain_id=31337, no_mining=True) as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        yield node, w3
+        await w3.provider.disconnect()
+
+
+async def test_a_separate_worker_process_pushes_every_status_to_the_subscriber(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, chain={"confirmations": 2})
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        async with GraphQLWS(api.ws_url, token) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
+            first = await ws.collect("s", count=1)
+            assert statuses(first) == ["QUEUED"]
+            worker = await start_process("worker", env=worker_env(settings, database_url))
+            try:
+                pushed = await ws.collect("s", count=2)  # SUBMITTED, MINED
+                await mine(anvil_w3)
+                pushed += await ws.collect("s")  # CONFIRMED, then complete
+            finally:
+                await stop_process(worker)
+    assert statuses(first + pushed) == STATUSES
+    assert [p["data"]["transactionStatus"]["seq"] for p in first + pushed] == [1, 2, 3, 4]
+
+
+async def test_a_subscriber_on_a_second_api_process_gets_the_workers_events(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    port = free_port()
+    env = {**worker_env(settings, database_url), "WALLETQL_PORT": str(port)}
+    second = await start_process("serve", "--no-worker", env=env)
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        async with pipeline_server(settings, run_worker=False) as first:
+            token, _ = await new_wallet(first, DevSigner(tmp_path), "alice", anvil_w3)
+            async with GraphQLWS(f"ws://127.0.0.1:{port}/graphql", token) as ws:
+                await ws.subscribe("mine", MINE, {})
+                queued = await submit(first, token)
+                async with pipeline_server(settings):  # the worker, in a third runtime
+                    pushed = await ws.collect("mine", count=4)
+    finally:
+        await stop_process(second)
+    assert statuses(pushed, "myTransactions") == STATUSES
+    assert {p["data"]["myTransactions"]["transactionId"] for p in pushed} == {queued["id"]}
+
+
+async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
+    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_chain
+    settings = pipeline_settings(tmp_path, database_url, node)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        async with GraphQLWS(server.ws_url, token) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
+            before = await ws.collect("s", count=2)  # QUEUED, SUBMITTED
+        # Disconnected: events happen meanwhile.
+        await mine(w3)
+        await wait_for(server, token, queued["id"], "CONFIRMED")
+        last = before[-1]["data"]["transactionStatus"]["seq"]
+        async with GraphQLWS(server.ws_url, token) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": last})
+            after = await ws.collect("s")
+    seqs = [p["data"]["transactionStatus"]["seq"] for p in before + after]
+    assert seqs == [1, 2, 3, 4]
+    assert statuses(before + after) == STATUSES
+
+
+async def test_without_after_seq_the_current_state_comes_first(
+    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_chain
+    settings = pipeline_settings(tmp_path, database_url, node)
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        await wait_for(server, token, queued["id"], "SUBMITTED")
+        async with GraphQLWS(server.ws_url, token) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"]})
+            current = await ws.collect("s", count=1)
+            await mine(w3)
+            rest = await ws.collect("s")
+    assert statuses(current) == ["SUBMITTED"]
+    assert statuses(rest) == ["MINED", "CONFIRMED"]
+
+
+async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
+    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+) -> None:
+    node, w3 = manual_chain
+    settings = pipeline_settings(tmp_path, database_url, node)
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        queued = await submit(server, token)
+        async with GraphQLWS(server.ws_url, token) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
+            got = await ws.collect("s", count=2)
+            admin = await asyncpg.connect(dsn)
+            killed = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+            await admin.close()
+            assert len(killed) == 1  # exactly this process's listening connection
+            await mine(w3)  # MINED and CONFIRMED are committed while it reconnects
+            got += await ws.collect("s")
+    assert statuses(got) == STATUSES
+
+
+async def test_another_users_transaction_is_not_found(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil)
+    signer = DevSigner(tmp_path)
+    async with pipeline_server(settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
+        queued = await submit(server, token)
+        mallory, _ = await new_wallet(server, signer, "mallory", None)
+        async with GraphQLWS(server.ws_url, mallory) as ws:
+            await ws.subscribe("s", STATUS, {"id": queued["id"]})
+            message = await ws.receive()
+    assert message["type"] in ("next", "error")
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+BIG = """subscription { myTransactions {
+  seq userSeq status transactionId
+  transaction { id hash hashes data events { seq status at reason } }
+} }"""
+
+
+async def test_a_stuck_subscriber_does_not_delay_the_others_and_is_cut_off(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, None, subscriber_buffer=4)
+    async with LiveServer(create_app(settings, run_worker=True), send_buffer=8192) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        stuck = StuckClient(server.port, token)
+        await stuck.open(BIG)
+        try:
+            async with GraphQLWS(server.ws_url, token) as live:
+                await live.subscribe("l", MINE, {})
+                await asyncio.sleep(0.2)
+                submitted = [
+                    await submit(server, token, data="0x" + "ab" * 2000) for _ in range(60)
+                ]
+                got = await live.collect("l", count=240, timeout=120)
+            events = [p["data"]["myTransactions"] for p in got]
+            assert len({(e["transactionId"], e["seq"]) for e in events}) == 240
+            assert {e["transactionId"] for e in events} == {s["id"] for s in submitted}
+            # The stuck one was cut off with a clear reason instead of being buffered for.
+            seen = await stuck.read_until(b"SLOW_CONSUMER", timeout=30)
+        finally:
+            stuck.close()
+    assert b'"code": "RATE_LIMITED"' in seen or b'"code":"RATE_LIMITED"' in seen
+    assert b"resumeAfterSeq" in seen
+    # What reached the client before the cut is far less than the 240 events' worth.
+    assert seen.count(b'"myTransactions"') < 240
