@@ -1,0 +1,127 @@
+"""The pipeline on SQS (moto's server over HTTP, through the production adapter), and the
+AWS Lambda handler fed real SQS messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import AsyncWeb3
+
+from tests.chain_support import Anvil
+from tests.conftest import free_port
+from tests.pipeline_support import new_wallet, pipeline_server, pipeline_settings, submit, wait_for
+from tests.sqs_support import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    MotoSqsServer,
+    create_queues,
+    sqs_client,
+)
+from walletql.devauth import DevSigner
+from worker.lambda_handler import BatchHandler
+
+
+@pytest.fixture(scope="module")
+def moto_sqs() -> Iterator[MotoSqsServer]:
+    with MotoSqsServer(free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the AWS credential chain reads in production; moto accepts any values.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+
+
+def sqs_settings(
+    tmp_path: Path,
+    database_url: str,
+    anvil: Anvil,
+    moto: MotoSqsServer,
+    url: str,
+    dlq: str,
+    **extra: Any,
+) -> Any:
+    return pipeline_settings(
+        tmp_path, database_url, anvil, queue_backend="sqs", sqs_queue_url=url,
+        sqs_dead_letter_url=dlq, sqs_endpoint_url=moto.endpoint_url, sqs_region=REGION, **extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["standard", "fifo"])
+@pytest.mark.usefixtures("aws_credentials")
+async def test_submit_reaches_confirmed_through_sqs(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any],
+    moto_sqs: MotoSqsServer, kind: str,
+) -> None:  # fmt: skip
+    queues = await create_queues(moto_sqs.endpoint_url)
+    url, dlq = (
+        (queues.fifo_url, queues.fifo_dlq_url) if kind == "fifo"
+        else (queues.standard_url, queues.standard_dlq_url)
+    )  # fmt: skip
+    settings = sqs_settings(
+        tmp_path, database_url, anvil, moto_sqs, url, dlq, chain={"confirmations": 2}
+    )
+    async with pipeline_server(settings) as server:
+        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(server, token)
+        await wait_for(server, token, queued["id"], "MINED")
+        await anvil_w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+    assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+
+
+@pytest.mark.usefixtures("aws_credentials")
+async def test_lambda_handler_processes_an_sqs_batch_and_reports_failures(
+    tmp_path: Path,
+    database_url: str,
+    anvil: Anvil,
+    anvil_w3: AsyncWeb3[Any],
+    moto_sqs: MotoSqsServer,
+) -> None:
+    queues = await create_queues(moto_sqs.endpoint_url)
+    settings = sqs_settings(
+        tmp_path, database_url, anvil, moto_sqs, queues.standard_url, queues.standard_dlq_url
+    )
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        async with sqs_client(moto_sqs.endpoint_url) as sqs:
+            response = await sqs.receive_message(
+                QueueUrl=queues.standard_url, MaxNumberOfMessages=1, WaitTimeSeconds=2,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )  # fmt: skip
+        [message] = response["Messages"]
+        assert message["Body"] == queued["id"]
+        # The shape of an SQS event source mapping's event.
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]
+            },
+            "eventSource": "aws:sqs",
+        }
+        # A worker configured without this chain cannot process it: a reported failure.
+        broken_settings = settings.model_copy(
+            update={"chains": [settings.chains[0].model_copy(update={"chain_id": 99})]}
+        )
+        broken = BatchHandler(broken_settings)
+        try:
+            failed = await broken.handle({"Records": [record]})
+        finally:
+            await broken.close()
+        assert failed == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+        handler = BatchHandler(settings)
+        try:
+            assert await handler.handle({"Records": [record]}) == {"batchItemFailures": []}
+        finally:
+            await handler.close()
+        done = await wait_for(api, token, queued["id"], "CONFIRMED")
+    assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
