@@ -17,7 +17,7 @@ from db.engine import UnitOfWork
 from db.models import Transaction, TransactionAttempt, TransactionEvent, TransactionStatus
 from db.transactions_repo import TransactionRepository
 from services.auth import Principal
-from services.chains import Chains
+from services.chains import Chain, Chains
 from services.errors import BadUserInput, IdempotencyConflict, InsufficientFunds, NotFound
 from services.events import record_event
 from services.ladder import build_ladder, max_cost
@@ -52,8 +52,10 @@ class SubmitRequest:
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def queue_send_args(tx: Transaction) -> dict[str, str]:
-    return {"group_id": f"{tx.chain_id}:{tx.wallet_id}", "dedup_id": f"{tx.id}:{tx.last_seq}"}
+def enqueue_after_commit(uow: UnitOfWork, queue: Queue, tx: Transaction) -> None:
+    """Send the transaction's id once the data is committed (FIFO: one group per wallet)."""
+    body, group, dedup = str(tx.id), f"{tx.chain_id}:{tx.wallet_id}", f"{tx.id}:{tx.last_seq}"
+    uow.after_commit(lambda: queue.send(body, group_id=group, dedup_id=dedup))
 
 
 def encode_cursor(tx: Transaction) -> str:
@@ -162,8 +164,7 @@ class TransactionService:
         await record_event(uow, tx, TransactionStatus.QUEUED)
         nonce_row.next_nonce = nonce + 1
         await uow.session.flush()
-        queue, body, args = self._queue, str(tx.id), queue_send_args(tx)
-        uow.after_commit(lambda: queue.send(body, **args))  # type: ignore[arg-type]
+        enqueue_after_commit(uow, self._queue, tx)
         return tx
 
     async def _idempotent(
@@ -189,10 +190,8 @@ class TransactionService:
         profile = await UserRepository.from_session(uow.session).profile_by_sub(principal.sub)
         return profile.id if profile else None
 
-    async def _needed_without_funds(self, chain: object, sender: str, req: TxRequest) -> int:
-        from services.chains import Chain
-
-        assert isinstance(chain, Chain)
+    async def _needed_without_funds(self, chain: Chain, sender: str, req: TxRequest) -> int:
+        """What the transaction would need: gas is estimated as if sending no value."""
         try:
             fields = await fill_transaction(chain, sender, TxRequest(**{**asdict(req), "value": 0}))
         except Exception:
@@ -244,8 +243,7 @@ class TransactionService:
         """Send the cancel; the transaction becomes CANCELLED if the cancel is mined."""
         tx = await self._locked(uow, principal, tx_id)
         await self._processor.cancel(uow, tx)
-        queue, body, args = self._queue, str(tx.id), queue_send_args(tx)
-        uow.after_commit(lambda: queue.send(body, **args))  # type: ignore[arg-type]
+        enqueue_after_commit(uow, self._queue, tx)
         return tx
 
     async def _locked(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:

@@ -14,6 +14,7 @@ from tests.pipeline_support import (
     PASSWORD,
     RECIPIENT,
     SUBMIT,
+    fetch,
     mine,
     new_wallet,
     pipeline_server,
@@ -255,3 +256,48 @@ async def test_transactions_paginate_with_cursors_and_filter_by_status(
             '{ transactions(after: "garbage!") { edges { cursor } } }', token=token
         )
         assert only_error(bad)["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+async def test_a_rejected_transactions_nonce_is_filled_by_its_cancel(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=1)
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, address = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+        # Each passes the preflight alone; together they need more than the wallet holds.
+        first = await submit(api, token, value=str(6 * 10**17))
+        second = await submit(api, token, value=str(6 * 10**17))
+        async with pipeline_server(settings):  # one worker, taking them in order
+            await wait_for(api, token, first["id"], "CONFIRMED")
+            failed = await wait_for(api, token, second["id"], "FAILED")
+            third = await submit(api, token, value="1000")
+            await wait_for(api, token, third["id"], "CONFIRMED")
+            failed = await fetch(api, token, second["id"])
+    assert failed["error"]["code"] == "REJECTED"
+    assert "insufficient funds" in failed["error"]["message"].lower()
+    # The second's nonce was consumed by its cancel: a 0-value send to self.
+    filled = await anvil_w3.eth.get_transaction(failed["hashes"][-1])
+    assert (filled["to"], filled["value"], filled["nonce"]) == (address, 0, int(second["nonce"]))
+    assert int(third["nonce"]) == int(second["nonce"]) + 1
+
+
+async def test_later_transactions_wait_with_nonce_gap_until_the_wallet_is_funded(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=1)
+    fees = {"gas": "21000", "maxFeePerGas": str(3 * 10**9), "maxPriorityFeePerGas": "1"}
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, address = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+        balance = await anvil_w3.eth.get_balance(address)
+        # The first leaves too little for the second, and for the second's cancel.
+        first = await submit(api, token, value=str(balance - 21_000 * 3 * 10**9), **fees)
+        second = await submit(api, token, value="1", **fees)
+        third = await submit(api, token, value="1", **fees)
+        async with pipeline_server(settings):
+            await wait_for(api, token, first["id"], "CONFIRMED")
+            await wait_for(api, token, second["id"], "FAILED")
+            waiting = await wait_for(api, token, third["id"], "QUEUED", reason="NONCE_GAP")
+            assert "needs at least" in waiting["events"][-1]["reason"]
+            await anvil_w3.provider.make_request("anvil_setBalance", [address, hex(10**18)])  # type: ignore[arg-type]
+            await wait_for(api, token, third["id"], "CONFIRMED")
+    assert await anvil_w3.eth.get_transaction_count(address) == int(third["nonce"]) + 1
