@@ -47,12 +47,17 @@
 //   NODE_PATH=/tmp/pw/node_modules node scripts/graphiql_subscription_check.mjs \
 //     8123 "$TOKEN" /tmp/giql-subscription.png
 //
+// or: cd /tmp/pw && node /work/main/scripts/graphiql_subscription_check.mjs 8123 "$TOKEN" OUT.png
 // Node does not consult NODE_PATH for ESM `import`, so playwright-core is loaded
-// through createRequire, which does. Env CHROMIUM overrides /usr/bin/chromium.
+// through createRequire, which does (and also finds ./node_modules of the cwd).
+// Env CHROMIUM overrides /usr/bin/chromium. The screenshots show the start of
+// the token in the Headers editor.
 //
 // Output: stdout has the statuses each part saw, in order, and the final result
-// panes; stderr has details (websocket frames with the token redacted, HTTP
-// errors, console errors, any request to a host other than 127.0.0.1).
+// panes (the +ms of the polling and of the MutationObserver use different clocks
+// and starting points: compare within a list, not across); stderr has details
+// (websocket frames with the token redacted, HTTP errors, console errors, any
+// request to a host other than 127.0.0.1).
 // Exit codes: 0 = part 1 ended on CONFIRMED, and part 2 saw CONFIRMED plus at
 //                 least one earlier status;
 //             1 = otherwise (reason on stderr); 2 = bad usage.
@@ -85,7 +90,8 @@ const RUN_BUTTON = ".graphiql-execute-button";
 
 const log = (...args) => console.error("[check]", ...args);
 const redact = (s) => String(s).split(token).join("<TOKEN>");
-const normalized = (s) => s.replace(/\s+/g, " ").trim();
+// Compare queries ignoring layout (enough for the fixed texts used here).
+const normalized = (s) => s.replace(/\s+/g, " ").replace(/ ?([(){}[\]:,]) ?/g, "$1").trim();
 
 async function resultText(page) {
   return page.$eval(RESULT, (el) => el.innerText).catch(() => "");
