@@ -79,7 +79,7 @@ class LiveServer:
         sent = dict(headers or {})
         if token is not None:
             sent["authorization"] = f"Bearer {token}"
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=120) as client:
             response = await client.post(
                 self.graphql_url, json={"query": query, "variables": variables or {}}, headers=sent
             )
