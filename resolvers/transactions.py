@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from db.models import TransactionStatus
 from schema.context import Info
 from schema.transaction_types import (
     PageInfo,
     SubmitTransactionInput,
     TransactionConnection,
     TransactionEdge,
-    TransactionStatusEnum,
     TransactionType,
 )
 from services.errors import BadUserInput
@@ -48,7 +48,7 @@ async def transactions(
     info: Info,
     first: int = 20,
     after: str | None = None,
-    status: TransactionStatusEnum | None = None,
+    status: TransactionStatus | None = None,
 ) -> TransactionConnection:
     ctx = info.context
     async with ctx.unit_of_work() as uow:

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
-from db.models import Transaction, TransactionEvent
+from db.models import Transaction, TransactionEvent, TransactionStatus
 from schema.context import Info
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.errors import ChainUnavailable
 from services.hub import EventView
 
-
-@strawberry.enum(name="TransactionStatus")
-class TransactionStatusEnum(Enum):
-    QUEUED = "QUEUED"
-    SUBMITTED = "SUBMITTED"
-    MINED = "MINED"
-    CONFIRMED = "CONFIRMED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
+# The domain enum is the GraphQL enum: one list of statuses.
+strawberry.enum(TransactionStatus, name="TransactionStatus")
 
 
 async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
@@ -41,7 +32,7 @@ class TransactionEventType:
         description="Per user, in commit order: the cursor for myTransactions(afterSeq:)."
     )
     transaction_id: strawberry.ID
-    status: TransactionStatusEnum
+    status: TransactionStatus
     at: datetime
     reason: str | None
     transaction: TransactionType = strawberry.field(
@@ -54,7 +45,7 @@ class TransactionEventType:
             seq=m.seq,
             user_seq=BigInt(m.user_seq),
             transaction_id=strawberry.ID(str(m.transaction_id)),
-            status=TransactionStatusEnum(m.status),
+            status=TransactionStatus(m.status),
             at=m.at,
             reason=m.reason,
         )
@@ -97,7 +88,7 @@ async def _events(root: TransactionType, info: Info) -> list[TransactionEventTyp
 @strawberry.type(name="Transaction")
 class TransactionType:
     id: strawberry.ID
-    status: TransactionStatusEnum
+    status: TransactionStatus
     chain_id: ChainId
     from_: Address = strawberry.field(name="from")
     to: Address | None
@@ -138,7 +129,7 @@ class TransactionType:
             error = TransactionErrorType(code=m.error_code, message=m.error_message or "")
         return cls(
             id=strawberry.ID(str(m.id)),
-            status=TransactionStatusEnum(m.status),
+            status=TransactionStatus(m.status),
             chain_id=ChainId(m.chain_id),
             from_=Address(m.from_address),
             to=Address(m.to_address) if m.to_address else None,

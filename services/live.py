@@ -13,7 +13,7 @@ from db.engine import unit_of_work
 from db.models import TransactionEvent, TransactionStatus, User
 from services.auth import Principal
 from services.errors import NotFound, RateLimited
-from services.hub import CATCH_UP, CatchUp, EventHub, EventView
+from services.hub import CATCH_UP, CatchUp, EventHub, EventView, Subscriber
 from services.transactions import TransactionService
 
 PAGE = 500
@@ -21,6 +21,15 @@ PAGE = 500
 
 def _view(e: TransactionEvent) -> EventView:
     return EventView(e.transaction_id, e.user_id, e.seq, e.user_seq, e.status, e.reason, e.at)
+
+
+def _check_overflow(subscriber: Subscriber, last: int) -> None:
+    if subscriber.overflowed:
+        raise RateLimited(
+            "this subscriber fell too far behind; resubscribe with afterSeq",
+            reason="SLOW_CONSUMER",
+            resumeAfterSeq=last,
+        )
 
 
 def _final(event: EventView) -> bool:
@@ -63,12 +72,7 @@ class LiveService:
                     return
             while True:
                 item = await subscriber.next()
-                if subscriber.overflowed:
-                    raise RateLimited(
-                        "this subscriber fell too far behind; resubscribe with afterSeq",
-                        reason="SLOW_CONSUMER",
-                        resumeAfterSeq=last,
-                    )
+                _check_overflow(subscriber, last)
                 if isinstance(item, CatchUp) or item.seq > last + 1:
                     missed = await self._events_after(tx.id, last)
                 elif item.seq == last + 1:
@@ -113,12 +117,7 @@ class LiveService:
                     item: EventView | CatchUp = pending.pop()
                 else:
                     item = await subscriber.next()
-                if subscriber.overflowed:
-                    raise RateLimited(
-                        "this subscriber fell too far behind; resubscribe with afterSeq",
-                        reason="SLOW_CONSUMER",
-                        resumeAfterSeq=last,
-                    )
+                _check_overflow(subscriber, last)
                 if isinstance(item, CatchUp) or item.user_seq > last + 1:
                     while batch := await self._user_events_after(user_id, last):
                         for event in batch:

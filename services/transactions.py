@@ -198,14 +198,19 @@ class TransactionService:
             return req.value
         return req.value + max_cost({**fields, "value": 0})
 
-    async def get(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:
-        """One of the caller's transactions; anyone else's is NOT_FOUND."""
+    async def get(
+        self, uow: UnitOfWork, principal: Principal, tx_id: str, *, lock: bool = False
+    ) -> Transaction:
+        """One of the caller's transactions (row-locked if asked); anyone else's is NOT_FOUND."""
         user_id = await self._user_id(uow, principal)
         tx = None
         if user_id is not None:
-            tx = await TransactionRepository.from_session(uow.session).get(
-                _parse_id(tx_id), user_id=user_id
-            )
+            repo = TransactionRepository.from_session(uow.session)
+            parsed = _parse_id(tx_id)
+            if lock:
+                tx = await repo.lock(parsed, user_id=user_id)
+            else:
+                tx = await repo.get(parsed, user_id=user_id)
         if tx is None:
             raise NotFound("no such transaction")
         return tx
@@ -235,26 +240,15 @@ class TransactionService:
 
     async def speed_up(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:
         """Send the next rung of the fee ladder now."""
-        tx = await self._locked(uow, principal, tx_id)
+        tx = await self.get(uow, principal, tx_id, lock=True)
         await self._processor.speed_up(uow, tx)
         return tx
 
     async def cancel(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:
         """Send the cancel; the transaction becomes CANCELLED if the cancel is mined."""
-        tx = await self._locked(uow, principal, tx_id)
+        tx = await self.get(uow, principal, tx_id, lock=True)
         await self._processor.cancel(uow, tx)
         enqueue_after_commit(uow, self._queue, tx)
-        return tx
-
-    async def _locked(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:
-        user_id = await self._user_id(uow, principal)
-        tx = None
-        if user_id is not None:
-            tx = await TransactionRepository.from_session(uow.session).lock(
-                _parse_id(tx_id), user_id=user_id
-            )
-        if tx is None:
-            raise NotFound("no such transaction")
         return tx
 
     async def events(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[TransactionEvent]:

@@ -132,6 +132,18 @@ async def anvil_w3(anvil: Anvil) -> AsyncIterator[AsyncWeb3[Any]]:
     await w3.provider.disconnect()
 
 
+@pytest.fixture
+async def manual_anvil() -> AsyncIterator[tuple[Anvil, AsyncWeb3[Any]]]:
+    """A node of its own with automine off: blocks come only from evm_mine."""
+    reason = anvil_available()
+    if reason:
+        pytest.skip(reason)
+    async with Anvil(chain_id=31337, no_mining=True) as node:
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        yield node, w3
+        await w3.provider.disconnect()
+
+
 def anvil_chain(anvil: Anvil, **overrides: Any) -> dict[str, Any]:
     return {"chain_id": anvil.chain_id, "name": "anvil", "rpc_url": anvil.url, **overrides}
 

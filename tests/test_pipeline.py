@@ -6,8 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
 from tests.chain_support import Anvil, deploy_erc20
 from tests.pipeline_support import (
@@ -24,15 +23,6 @@ from tests.pipeline_support import (
 )
 from tests.support import error_codes, only_error
 from walletql.devauth import DevSigner
-
-
-@pytest.fixture
-async def manual_anvil() -> Any:
-    """A node of its own with automine off: blocks come only from evm_mine."""
-    async with Anvil(chain_id=31337, no_mining=True) as node:
-        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
-        yield node, w3
-        await w3.provider.disconnect()
 
 
 async def test_submit_reaches_confirmed_with_confirmations_counted_by_blocks(

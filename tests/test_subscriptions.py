@@ -9,14 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
 from tests.chain_support import Anvil
 from tests.conftest import ROOT, free_port
@@ -71,14 +69,6 @@ def statuses(payloads: list[dict[str, Any]], field: str = "transactionStatus") -
     return [p["data"][field]["status"] for p in payloads]
 
 
-@pytest.fixture
-async def manual_chain() -> AsyncIterator[tuple[Anvil, AsyncWeb3[Any]]]:
-    async with Anvil(chain_id=31337, no_mining=True) as node:
-        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
-        yield node, w3
-        await w3.provider.disconnect()
-
-
 async def test_a_separate_worker_process_pushes_every_status_to_the_subscriber(
     tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
 ) -> None:
@@ -130,9 +120,9 @@ async def test_a_subscriber_on_a_second_api_process_gets_the_workers_events(
 
 
 async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
-    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
 ) -> None:
-    node, w3 = manual_chain
+    node, w3 = manual_anvil
     settings = pipeline_settings(tmp_path, database_url, node)
     async with pipeline_server(settings) as server:
         token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
@@ -153,9 +143,9 @@ async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
 
 
 async def test_without_after_seq_the_current_state_comes_first(
-    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
 ) -> None:
-    node, w3 = manual_chain
+    node, w3 = manual_anvil
     settings = pipeline_settings(tmp_path, database_url, node)
     async with pipeline_server(settings) as server:
         token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
@@ -171,9 +161,9 @@ async def test_without_after_seq_the_current_state_comes_first(
 
 
 async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
-    tmp_path: Path, database_url: str, manual_chain: tuple[Anvil, AsyncWeb3[Any]]
+    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
 ) -> None:
-    node, w3 = manual_chain
+    node, w3 = manual_anvil
     settings = pipeline_settings(tmp_path, database_url, node)
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
     async with pipeline_server(settings) as server:
