@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ class EventView:
             reason=payload.get("reason"),
             at=datetime.fromisoformat(payload["at"]),
         )
+
+
+class EventSource(Protocol):
+    """The pub/sub port: something that calls ``EventHub.publish`` for every committed event
+    notification, and ``EventHub.catch_up_all`` whenever it may have missed some.
+    ``services/listener.py`` implements it on PostgreSQL LISTEN/NOTIFY; a Redis pub/sub
+    adapter (for databases without NOTIFY) would implement the same two methods."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class CatchUp:

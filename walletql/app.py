@@ -33,7 +33,7 @@ from services.chains import ChainConfig, Chains
 from services.container import Services
 from services.errors import Unauthenticated
 from services.faucet import Faucet
-from services.hub import EventHub
+from services.hub import EventHub, EventSource
 from services.keys import KdfParams, KeyVault
 from services.listener import PostgresListener
 from services.live import LiveService
@@ -71,7 +71,7 @@ class Runtime:
     async def listen(self, database_url: str) -> None:
         """Start this process's event listener (API processes only)."""
         dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        listener = PostgresListener(dsn, self.hub)
+        listener: EventSource = PostgresListener(dsn, self.hub)
         await listener.start()
         self.closers.append(listener.close)
 
