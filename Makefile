@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt schema uv sync node
+.PHONY: run test check fmt schema bench uv sync node
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -28,6 +28,10 @@ check: sync
 	$(PY_UV) run --frozen --no-sync ruff format --check .
 	$(PY_UV) run --frozen --no-sync ruff check .
 	$(PY_UV) run --frozen --no-sync mypy
+
+# Every benchmark in bench/, one after another (a few minutes); prints Markdown tables.
+bench: sync node
+	$(PY_UV) run --frozen --no-sync python -m bench
 
 schema: sync
 	$(PY_UV) run --frozen --no-sync walletql schema > schema.graphql
