@@ -26,7 +26,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs three round trips per checkout. A connection that died
+        # (a database restart) fails one statement and is then replaced by the pool.
         # Never echo: SQL text and parameters must not reach the logs.
         echo=False,
         hide_parameters=True,
@@ -35,6 +36,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads: autocommit, so a query is one round trip (no BEGIN/COMMIT)."""
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
 
 
 class UnitOfWork:
@@ -69,3 +76,10 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         async with session.begin():
             yield uow
         await uow.run_after_commit()
+
+
+@asynccontextmanager
+async def read_only(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[UnitOfWork]:
+    """A unit of work for queries: statements run in autocommit, nothing is committed."""
+    async with factory() as session:
+        yield UnitOfWork(session)

@@ -39,7 +39,7 @@ async def submit_transaction(info: Info, input: SubmitTransactionInput) -> Trans
 
 async def transaction(info: Info, id: strawberry.ID) -> TransactionType:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         tx = await ctx.services.transactions.get(uow, await ctx.principal(), str(id))
     return TransactionType.from_model(tx)
 
@@ -51,7 +51,7 @@ async def transactions(
     status: TransactionStatus | None = None,
 ) -> TransactionConnection:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         rows, has_next = await ctx.services.transactions.page(
             uow, await ctx.principal(), first=first, after=after,
             status=status.value if status else None,

@@ -13,14 +13,14 @@ from services.errors import NotFound
 
 async def me(info: Info) -> UserType | None:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         profile = await ctx.services.users.me(uow, await ctx.principal())
     return UserType.from_model(profile) if profile else None
 
 
 async def me_type(ctx: Context, principal: Principal) -> UserType:
     """The caller as a UserType, for mutations that return the user they changed."""
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         profile = await ctx.services.users.me(uow, principal)
     if profile is None:
         raise NotFound("no such user")
@@ -30,7 +30,7 @@ async def me_type(ctx: Context, principal: Principal) -> UserType:
 async def user(info: Info, id: strawberry.ID) -> PublicUserType:
     ctx = info.context
     await ctx.principal()
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         profile = await ctx.services.users.public_profile(uow, str(id))
     return PublicUserType.from_model(profile)
 
@@ -38,7 +38,7 @@ async def user(info: Info, id: strawberry.ID) -> PublicUserType:
 async def user_by_address(info: Info, address: Address) -> PublicUserType:
     ctx = info.context
     await ctx.principal()
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         profile = await ctx.services.users.public_profile_by_address(uow, address)
     return PublicUserType.from_model(profile)
 

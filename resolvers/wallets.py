@@ -31,7 +31,7 @@ def chains(info: Info) -> list[ChainType]:
 
 async def balance(info: Info, chain_id: ChainId | None = None) -> BalanceType:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         result = await ctx.services.wallets.balance(uow, await ctx.principal(), chain_id)
     return BalanceType.from_model(result)
 
@@ -40,7 +40,7 @@ async def token_balances(
     info: Info, tokens: list[Address], chain_id: ChainId | None = None
 ) -> list[TokenBalanceType]:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         result = await ctx.services.wallets.token_balances(
             uow, await ctx.principal(), chain_id, list(tokens)
         )

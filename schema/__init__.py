@@ -55,17 +55,22 @@ def build_schema(
     max_tokens: int = 2000,
     introspection: bool = True,
 ) -> Schema:
+    # The limit rules are built once: strawberry's limiters create a new rule class per
+    # instance, and ValidationCache keys on the rules, so per-request rules never hit.
+    rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     # Factories: strawberry builds fresh extension instances for every operation.
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: ParserCacheKeepingErrors(maxsize=1024),
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=1024),
     ]
-    if not introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return WalletqlSchema(
         query=Query,
         mutation=Mutation,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from db.engine import UnitOfWork, unit_of_work
+from db.engine import UnitOfWork, read_only, unit_of_work
 from services.auth import Principal
 from services.container import Services
 from services.errors import Unauthenticated
@@ -43,7 +43,12 @@ class Context:
         return self._principal
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One database transaction (mutations)."""
         return unit_of_work(self.services.session_factory)
+
+    def read(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """Reads in autocommit, one round trip per statement (queries)."""
+        return read_only(self.services.read_session_factory)
 
 
 Info = StrawberryInfo[Context, None]

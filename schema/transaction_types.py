@@ -18,7 +18,7 @@ strawberry.enum(TransactionStatus, name="TransactionStatus")
 
 async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         tx = await ctx.services.transactions.get(
             uow, await ctx.principal(), str(root.transaction_id)
         )
@@ -63,7 +63,7 @@ def _big(value: int | None) -> BigInt | None:
 
 async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         found = await ctx.services.transactions.attempts_hashes(uow, root._model.id)
     return [Hex(h) for h in found]
 
@@ -80,7 +80,7 @@ async def _confirmations(root: TransactionType, info: Info) -> int | None:
 
 async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
     ctx = info.context
-    async with ctx.unit_of_work() as uow:
+    async with ctx.read() as uow:
         found = await ctx.services.transactions.events(uow, root._model.id)
     return [TransactionEventType.from_model(e) for e in found]
 

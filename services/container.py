@@ -19,6 +19,7 @@ from services.wallets import WalletService
 @dataclass
 class Services:
     session_factory: async_sessionmaker[AsyncSession]
+    read_session_factory: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     vault: KeyVault
     users: UserService

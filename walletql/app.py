@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
-from db.engine import create_engine, create_session_factory
+from db.engine import create_engine, create_read_session_factory, create_session_factory
 from schema import build_schema
 from schema.context import Context
 from services.auth import JwksCache, JwksFetcher, TokenVerifier, http_jwks_fetcher
@@ -180,6 +180,7 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
     hub = EventHub(settings.subscriber_buffer)
     services = Services(
         session_factory=sessions,
+        read_session_factory=create_read_session_factory(engine),
         verifier=build_verifier(settings, signer),
         vault=vault,
         users=UserService(vault, on_wallet_created=faucet.fund_new_wallet if faucet else None),

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from types import FrameType
@@ -43,6 +43,16 @@ def database(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run on uvloop where it is installed (uvicorn[standard] brings it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not on every platform
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -73,7 +83,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
         # finally blocks above (stopping the embedded PostgreSQL) instead of killing us.
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        asyncio.run(uvicorn.Server(config).serve())
+        run_loop(uvicorn.Server(config).serve())
     return 0
 
 
@@ -104,7 +114,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             await stop_runtime(runtime)
 
     with database(settings) as url:
-        asyncio.run(main(url))
+        run_loop(main(url))
     return 0
 
 

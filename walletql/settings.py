@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -66,7 +67,8 @@ class Settings(BaseSettings):
     kdf_memory_kib: int = Field(default=19 * 1024, ge=19 * 1024)
     kdf_iterations: int = Field(default=2, ge=2)
     kdf_lanes: int = Field(default=1, ge=1)
-    kdf_concurrency: int = Field(default=2, ge=1)
+    # Default: one less than the cores, so the KDF never starves the event loop.
+    kdf_concurrency: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1)
 
     # Chains: a JSON list; the first is the default chain.
     chains: list[ChainSettings] = Field(default_factory=_embedded_chain, min_length=1)
