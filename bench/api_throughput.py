@@ -1,0 +1,648 @@
+"""API throughput: authenticated ``me`` through GraphQL against a bare Starlette endpoint.
+
+One uvicorn worker per server. Both answer ``POST /graphql`` for the same user with the same
+RS256 check (same dev key, same required claims) and the same user + wallet read by ``sub``:
+
+* ``walletql serve --no-worker`` answering ``{ me { wallet { address } } }``;
+* the baseline, this file in ``--baseline-server`` mode: Starlette + a straight asyncpg pool +
+  pyjwt with the key loaded once, answering the same JSON.
+
+The load comes from a separate process (this file in ``--load`` mode): raw asyncio streams on
+uvloop over HTTP/1.1 keep-alive connections, so that the client costs a few tens of µs a
+request; it reports its own CPU. Per server: a closed-loop saturation run estimates capacity,
+then an open model fires requests at fixed arrival times (30/50/80/90/100 % of it) whatever the
+completions, latency counted from each request's scheduled time (no coordinated omission).
+A step is *sustainable* when ≥ 97 % of the offered rate completes and p99 ≤ the SLO.
+
+    python -m bench.api_throughput            # ~1.5 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    DATA,
+    ROOT,
+    ServerProcess,
+    base_env,
+    free_port,
+    fresh_database,
+    machine,
+    percentile,
+    postgres_server,
+    print_table,
+    wait_http,
+)
+
+SUB = "bench-api-user"
+PASSWORD = "correct horse battery"  # noqa: S105 - a benchmark user's password
+ME_QUERY = "{ me { wallet { address } } }"
+CREATE_USER = 'mutation { createUser(input: {password: "%s"}) { id wallet { address } } }'
+
+WARMUP_SECONDS = 1.5
+CLOSED_SECONDS = 4.0
+STEP_SECONDS = 4.0
+COMMON_SECONDS = 5.0
+CLOSED_CONNECTIONS = 16
+OPEN_CONNECTIONS = 64
+FRACTIONS = (0.3, 0.5, 0.8, 0.9, 1.0)
+COMMON_FRACTION = 0.7
+SLO_P99_MS = 100.0
+SUSTAINED_SHARE = 0.97
+DRAIN_SECONDS = 2.0
+
+
+# --------------------------------------------------------------------------------------------
+# The raw HTTP/1.1 client (used by the load process and by bench.signing)
+# --------------------------------------------------------------------------------------------
+
+
+def build_request(url: str, body: bytes, token: str, path: str = "/graphql") -> bytes:
+    host = url.split("://", 1)[1].rstrip("/")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection, one request in flight, Content-Length bodies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, url: str) -> RawConnection:
+        host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lowered = head.lower()
+        at = lowered.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"response without Content-Length: {head!r}")
+        end = lowered.index(b"\r\n", at + 2)
+        body = await self.reader.readexactly(int(lowered[at + 17 : end]))
+        return status, body
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+# --------------------------------------------------------------------------------------------
+# The load process
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadSpec:
+    url: str
+    token: str
+    expect: str  # a substring every good response body contains
+    mode: str  # "closed" or "open"
+    seconds: float
+    connections: int
+    rate: float = 0.0
+
+
+def _result(
+    spec: LoadSpec,
+    latencies: list[float],
+    errors: int,
+    started: float,
+    finished: float,
+    cpu: float,
+    wall: float,
+    unfinished: int = 0,
+) -> dict[str, Any]:
+    elapsed = max(finished - started, 1e-9)
+    return {
+        "mode": spec.mode,
+        "offered": spec.rate,
+        "completed": len(latencies),
+        "errors": errors,
+        "unfinished": unfinished,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "client_cpu": cpu / max(wall, 1e-9),
+    }
+
+
+async def _closed(spec: LoadSpec, conns: list[RawConnection], request: bytes) -> dict[str, Any]:
+    clock = time.perf_counter  # uvloop's loop.time() only has millisecond resolution
+    expect = spec.expect.encode()
+    latencies: list[float] = []
+    errors = 0
+    cpu0, wall0 = time.process_time(), clock()
+    deadline = wall0 + spec.seconds
+
+    async def run(conn: RawConnection) -> None:
+        nonlocal errors
+        while (sent := clock()) < deadline:
+            status, body = await conn.send(request)
+            if status != 200 or expect not in body:
+                errors += 1
+            latencies.append(clock() - sent)
+
+    await asyncio.gather(*(run(c) for c in conns))
+    end = clock()
+    return _result(spec, latencies, errors, wall0, end, time.process_time() - cpu0, end - wall0)
+
+
+async def _open(spec: LoadSpec, conns: list[RawConnection], request: bytes) -> dict[str, Any]:
+    """Request i is due at start + i/rate. Whichever connection is free claims the next
+    request, waits for its due time if it is early, and sends it; latency is measured from
+    the due time, so waiting for a free connection counts (no coordinated omission)."""
+    clock = time.perf_counter
+    expect = spec.expect.encode()
+    latencies: list[float] = []
+    errors = 0
+    total = int(spec.rate * spec.seconds)
+    interval = 1.0 / spec.rate
+    claimed = 0
+    cpu0 = time.process_time()
+    start = clock() + 0.05
+    last_done = start
+
+    async def run(conn: RawConnection) -> None:
+        nonlocal errors, last_done, claimed
+        while claimed < total:
+            due = start + claimed * interval
+            claimed += 1
+            if (early := due - clock()) > 0:
+                await asyncio.sleep(early)
+            status, body = await conn.send(request)
+            last_done = clock()
+            if status != 200 or expect not in body:
+                errors += 1
+            latencies.append(last_done - due)
+
+    workers = [asyncio.create_task(run(c)) for c in conns]
+    _, pending = await asyncio.wait(workers, timeout=spec.seconds + DRAIN_SECONDS)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    end = clock() if pending else last_done
+    unfinished = total - len(latencies)
+    cpu = time.process_time() - cpu0
+    return _result(spec, latencies, errors, start, end, cpu, end - start, unfinished)
+
+
+async def run_load(spec: LoadSpec) -> dict[str, Any]:
+    request = build_request(spec.url, json.dumps({"query": ME_QUERY}).encode(), spec.token)
+    conns = [await RawConnection.open(spec.url) for _ in range(spec.connections)]
+    try:
+        if spec.mode == "closed":
+            return await _closed(spec, conns, request)
+        return await _open(spec, conns, request)
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+
+
+def load_main(raw: str) -> None:
+    spec = LoadSpec(**json.loads(raw))
+    try:
+        import uvloop
+
+        result = uvloop.run(run_load(spec))
+    except ImportError:
+        result = asyncio.run(run_load(spec))
+    print(json.dumps(result))
+
+
+# --------------------------------------------------------------------------------------------
+# The baseline server: Starlette + asyncpg + pyjwt, no GraphQL, no ORM
+# --------------------------------------------------------------------------------------------
+
+PROFILE_SQL = (
+    "SELECT users.id, users.sub, users.username, wallets.address, users.created_at "
+    "FROM users LEFT OUTER JOIN wallets ON wallets.user_id = users.id WHERE users.sub = $1"
+)
+
+
+def baseline_app(dsn: str, data_dir: Path, pool_size: int) -> Any:
+    import asyncpg
+    import jwt
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner
+    from walletql.settings import Settings
+
+    defaults = Settings.model_fields
+    algorithms: list[str] = defaults["jwt_algorithms"].default
+    leeway: int = defaults["jwt_leeway_seconds"].default
+    document = DevSigner(data_dir).jwks()
+    keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys}  # loaded once
+    required = ["exp", "iat", "sub", "iss", "aud"]
+    pool: asyncpg.Pool | None = None
+
+    def unauthenticated(message: str) -> JSONResponse:
+        return JSONResponse({"errors": [{"message": message}]}, status_code=401)
+
+    async def me(request: Request) -> JSONResponse:
+        json.loads(await request.body())  # GraphQL parses its body too
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return unauthenticated("expected 'Bearer <token>'")
+        try:
+            header = jwt.get_unverified_header(token)
+            key = keys.get(header.get("kid"))
+            if header.get("alg") not in algorithms or key is None:
+                return unauthenticated("bad token header")
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=algorithms,
+                issuer=DEV_ISSUER,
+                audience=DEV_AUDIENCE,
+                leeway=leeway,
+                options={"require": required, "verify_aud": True},
+            )
+        except jwt.PyJWTError as exc:
+            return unauthenticated(f"invalid token: {exc}")
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            return unauthenticated("token has no subject")
+        assert pool is not None
+        row = await pool.fetchrow(PROFILE_SQL, sub)
+        if row is None:
+            return JSONResponse({"data": {"me": None}})
+        wallet = {"address": row["address"]} if row["address"] else None
+        return JSONResponse({"data": {"me": {"wallet": wallet}}})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    routes = [
+        Route("/graphql", me, methods=["POST"]),
+        Route("/healthz", lambda _: JSONResponse({"ok": True})),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def baseline_main(port: int, dsn: str, data_dir: Path, pool_size: int) -> None:
+    import uvicorn
+
+    app = baseline_app(dsn, data_dir, pool_size)
+    # Run exactly as `walletql serve` runs uvicorn (walletql/cli.py: asyncio.run(serve()),
+    # which means the stdlib event loop, not uvloop; httptools for HTTP).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, access_log=False, log_config=None, lifespan="on"
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+# --------------------------------------------------------------------------------------------
+# The orchestrator
+# --------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, from /proc (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 1.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return float(sum(values) - idle), float(sum(values))
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pid: int
+    expect: str
+
+
+@dataclass
+class Step:
+    target: str
+    label: str
+    result: dict[str, Any]
+    server_cpu: float
+    machine_cpu: float
+
+    @property
+    def sustainable(self) -> bool:
+        r = self.result
+        return bool(
+            r["unfinished"] == 0
+            and r["errors"] == 0
+            and r["rps"] >= SUSTAINED_SHARE * r["offered"]
+            and r["p99_ms"] <= SLO_P99_MS
+        )
+
+
+async def run_step(target: Target, token: str, label: str, spec: dict[str, Any]) -> Step:
+    payload = json.dumps({"url": target.url, "token": token, "expect": target.expect, **spec})
+    server0, (busy0, total0) = cpu_seconds(target.pid), machine_busy()
+    wall0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.api_throughput", "--load", payload,
+        cwd=ROOT, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=spec["seconds"] + 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load process failed ({proc.returncode}) at {target.name} {label}")
+    wall = time.perf_counter() - wall0
+    busy1, total1 = machine_busy()
+    # The server's CPU over the whole step (load process start-up included: a slight undercount).
+    server = (cpu_seconds(target.pid) - server0) / wall
+    machine_share = (busy1 - busy0) / max(total1 - total0, 1.0) * (os.cpu_count() or 1)
+    return Step(target.name, label, json.loads(out), server, machine_share)
+
+
+@contextlib.asynccontextmanager
+async def baseline_server(database_url: str, data_dir: Path) -> AsyncIterator[Target]:
+    port = free_port()
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    from walletql.settings import Settings
+
+    pool_size = str(Settings.model_fields["database_pool_size"].default)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.api_throughput", "--baseline-server", str(port), dsn,
+        str(data_dir), pool_size, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(f"{url}/healthz", proc)
+        yield Target("bare Starlette + asyncpg", url, proc.pid, "")
+    finally:
+        await stop_process(proc)
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def walletql_server(env: dict[str, str]) -> AsyncIterator[ServerProcess]:
+    """``walletql serve --no-worker``, killed even when it never comes up."""
+    server = ServerProcess(env, args=("serve", "--no-worker"))
+    try:
+        await server.__aenter__()
+    except BaseException:
+        if server.proc is not None:
+            await stop_process(server.proc)
+        raise
+    try:
+        yield server
+    finally:
+        await server.__aexit__(None, None, None)
+
+
+async def create_user(url: str, token: str) -> str:
+    """Create the user and wallet; returns the wallet address."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(
+            f"{url}/graphql",
+            json={"query": CREATE_USER % PASSWORD},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    body = response.json()
+    if response.status_code != 200 or body.get("errors"):
+        raise RuntimeError(f"createUser failed: {response.status_code} {body}")
+    return str(body["data"]["createUser"]["wallet"]["address"])
+
+
+async def check_same_answer(targets: Sequence[Target], token: str) -> None:
+    """Both servers must return the same body for the same request."""
+    bodies = []
+    for target in targets:
+        request = build_request(target.url, json.dumps({"query": ME_QUERY}).encode(), token)
+        conn = await RawConnection.open(target.url)
+        try:
+            status, body = await conn.send(request)
+        finally:
+            await conn.close()
+        if status != 200:
+            raise RuntimeError(f"{target.name} answered {status}: {body!r}")
+        bodies.append(json.loads(body))
+    if bodies[0] != bodies[1]:
+        raise RuntimeError(f"the servers disagree: {bodies}")
+
+
+def closed_spec(seconds: float) -> dict[str, Any]:
+    return {"mode": "closed", "seconds": seconds, "connections": CLOSED_CONNECTIONS}
+
+
+def open_spec(rate: int, seconds: float) -> dict[str, Any]:
+    return {"mode": "open", "seconds": seconds, "connections": OPEN_CONNECTIONS, "rate": rate}
+
+
+async def measure(targets: Sequence[Target], token: str) -> tuple[dict[str, list[Step]], int]:
+    """Warm-up and a closed-loop saturation run per server, then the open-model steps and
+    the common rate, alternating between the servers so that noise hits both alike."""
+    steps: dict[str, list[Step]] = {t.name: [] for t in targets}
+    for target in targets:
+        await run_step(target, token, "warm-up", closed_spec(WARMUP_SECONDS))
+    for target in targets:
+        label = f"closed, {CLOSED_CONNECTIONS} conns"
+        steps[target.name].append(await run_step(target, token, label, closed_spec(CLOSED_SECONDS)))
+    capacity = {t.name: steps[t.name][0].result["rps"] for t in targets}
+    for fraction in FRACTIONS:
+        for target in targets:
+            rate = round(capacity[target.name] * fraction)
+            label = f"open {fraction:.0%} = {rate}/s"
+            steps[target.name].append(
+                await run_step(target, token, label, open_spec(rate, STEP_SECONDS))
+            )
+    common = round(COMMON_FRACTION * capacity[targets[0].name])
+    for target in targets:
+        label = f"open common {common}/s"
+        steps[target.name].append(
+            await run_step(target, token, label, open_spec(common, COMMON_SECONDS))
+        )
+    return steps, common
+
+
+def max_sustainable(steps: Sequence[Step]) -> float:
+    good = [s.result["rps"] for s in steps if s.result["mode"] == "open" and s.sustainable]
+    return max(good, default=float("nan"))
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+async def main() -> None:
+    print(f"{machine()}, {dt.date.today()}")
+    print("\nAuthenticated `me` via GraphQL against a bare Starlette + asyncpg endpoint.")
+    print(f"load average before: {load_average()} (other processes share these cores)")
+    data_dir = DATA / f"api-{uuid.uuid4().hex[:8]}"
+    try:
+        with postgres_server() as admin:
+            async with fresh_database(admin) as url:
+                await run_all(url, data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def run_all(url: str, data_dir: Path) -> None:
+    from walletql.devauth import DevSigner
+
+    env = base_env(url, data_dir)
+    token = DevSigner(data_dir).mint(SUB, ttl=3600)
+    async with walletql_server(env) as server, baseline_server(url, data_dir) as bare:
+        assert server.proc is not None
+        address = await create_user(server.url, token)
+        graphql = Target("GraphQL (walletql)", server.url, server.proc.pid, address)
+        bare.expect = address
+        await check_same_answer([graphql, bare], token)
+        steps, common = await measure([graphql, bare], token)
+    print(f"load average after: {load_average()}")
+
+    rows = []
+    for target in (graphql, bare):
+        for step in steps[target.name]:
+            r = step.result
+            rows.append(
+                [
+                    step.target,
+                    step.label,
+                    round(r["rps"]),
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["errors"] + r["unfinished"],
+                    "-" if r["mode"] == "closed" else ("yes" if step.sustainable else "no"),
+                    f"{step.server_cpu:.0%}",
+                    step.server_cpu / max(r["rps"], 1e-9) * 1000,
+                    f"{r['client_cpu']:.0%}",
+                    f"{step.machine_cpu:.2f}",
+                ]
+            )
+    print_table(
+        "Every step (open model: latency from each request's scheduled send time)",
+        [
+            "server",
+            "step",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors+lost",
+            "sustained",
+            "server CPU",
+            "server CPU ms/req",
+            "client CPU",
+            "cores busy (all)",
+        ],
+        rows,
+    )
+
+    g_steps, b_steps = steps[graphql.name], steps[bare.name]
+    g_max, b_max = max_sustainable(g_steps), max_sustainable(b_steps)
+    summary_rows = []
+    for name, target_steps, best in ((graphql.name, g_steps, g_max), (bare.name, b_steps, b_max)):
+        closed, at_common = target_steps[0].result, target_steps[-1].result
+        summary_rows.append(
+            [
+                name,
+                round(closed["rps"]),
+                round(best) if best == best else "none",
+                closed["p50_ms"],
+                closed["p99_ms"],
+                at_common["p50_ms"],
+                at_common["p99_ms"],
+            ]
+        )
+    print_table(
+        f"Summary (one uvicorn worker each; common rate {common}/s = "
+        f"{COMMON_FRACTION:.0%} of GraphQL's closed-loop capacity)",
+        [
+            "server",
+            "max req/s (closed loop)",
+            f"max sustained req/s (open, p99 ≤ {SLO_P99_MS:.0f} ms)",
+            "p50 ms at saturation",
+            "p99 ms at saturation",
+            f"p50 ms @ {common}/s",
+            f"p99 ms @ {common}/s",
+        ],
+        summary_rows,
+    )
+    closed_ratio = g_steps[0].result["rps"] / b_steps[0].result["rps"]
+    open_ratio = g_max / b_max
+    shown = f"{open_ratio:.2f}x" if open_ratio == open_ratio else "n/a (a server sustained none)"
+    met = "met" if closed_ratio >= 0.5 and not open_ratio < 0.5 else "NOT met"
+    print(
+        f"\nGraphQL / bare: {closed_ratio:.2f}x (closed-loop max req/s), {shown} (max sustained "
+        f"open rate); target ≥ 0.50x: {met}"
+    )
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--load", metavar="JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-server", nargs=4, metavar="ARG", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)  # `python -m bench` passes its arguments on
+    if args.load:
+        load_main(args.load)
+    elif args.baseline_server:
+        port, dsn, data_dir, pool_size = args.baseline_server
+        baseline_main(int(port), dsn, Path(data_dir), int(pool_size))
+    else:
+        asyncio.run(main())
+
+
+if __name__ == "__main__":
+    cli()
