@@ -43,4 +43,5 @@ class PasswordGuard:
             side.session.add(PasswordFailure(user_id=user_id))
 
     async def clear(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
+        """A correct password resets the count (one indexed delete, usually of nothing)."""
         await uow.session.execute(delete(PasswordFailure).where(PasswordFailure.user_id == user_id))

@@ -78,7 +78,9 @@ class TransactionProcessor:
                 )
                 delay = await self._advance(step)
                 tx.tracking = delay is not None
-                tx.next_check_at = step.now + timedelta(seconds=delay) if delay else None
+                tx.next_check_at = (
+                    step.now + timedelta(seconds=delay) if delay is not None else None
+                )
                 return delay
         except ChainUnavailable:
             log.warning("chain unavailable while processing %s; retrying later", tx_id)
@@ -185,7 +187,8 @@ class TransactionProcessor:
         if outcome is Outcome.NONCE_USED and not await self._mined_receipt(step):
             await self._nonce_taken(step)
             return None
-        return await self._follow_pending(step)
+        # Commit SUBMITTED now (subscribers see it at once); look for the receipt next time.
+        return 0.0
 
     async def _report_gap(self, step: Step, gap: Transaction) -> None:
         cancel = step.attempt("CANCEL", 0)

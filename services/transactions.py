@@ -95,10 +95,7 @@ class TransactionService:
         chain = self._chains.get(req.chain_id)
         fingerprint = req.fingerprint(chain.chain_id)
         repo = TransactionRepository.from_session(uow.session)
-        if req.idempotency_key and (
-            existing := await self._idempotent(uow, principal, req.idempotency_key, fingerprint)
-        ):
-            return existing
+        # Unlock first: no database connection is held while the KDF runs.
         unlocked = await self._wallets.unlock(uow, principal, password)
         wallet = unlocked.wallet
         chain_next = await chain.pending_nonce(wallet.address)

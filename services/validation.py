@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from eth_utils.address import is_checksum_address, to_checksum_address
-
 from services.errors import BadUserInput
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -14,6 +12,9 @@ UINT256_MAX = 2**256 - 1
 
 def parse_address(value: str, *, field: str) -> str:
     """Accept any case; reject a mixed-case address whose checksum is wrong."""
+    # eth_utils costs ~0.1 s to import; nothing on the start-up path needs it.
+    from eth_utils.address import is_checksum_address, to_checksum_address
+
     if not _ADDRESS.match(value):
         raise BadUserInput("not a 20-byte 0x-hex address", field=field)
     body = value[2:]

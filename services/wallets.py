@@ -9,7 +9,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from db.engine import UnitOfWork
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.engine import UnitOfWork, read_only
 from db.models import Wallet
 from db.repositories import WalletRepository
 from services.auth import Principal
@@ -56,9 +58,15 @@ def sealed_of(wallet: Wallet) -> SealedKey:
 
 class WalletService:
     def __init__(
-        self, vault: KeyVault, guard: PasswordGuard, chains: Chains, export_max_age: int
+        self,
+        vault: KeyVault,
+        guard: PasswordGuard,
+        chains: Chains,
+        reads: async_sessionmaker[AsyncSession],
+        export_max_age: int,
     ) -> None:
         self._vault = vault
+        self._reads = reads
         self._guard = guard
         self.chains = chains
         self._export_max_age = export_max_age
@@ -74,9 +82,13 @@ class WalletService:
         self, uow: UnitOfWork, principal: Principal, password: str, *, field: str = "password",
         lock: bool = False,
     ) -> Unlocked:  # fmt: skip
-        """Decrypt the caller's key for this request; WRONG_PASSWORD or RATE_LIMITED otherwise."""
-        wallet = await self._wallet(uow, principal, lock=lock)
-        await self._guard.check(uow, wallet.user_id)
+        """Decrypt the caller's key for this request; WRONG_PASSWORD or RATE_LIMITED otherwise.
+
+        The wallet is read in a short read-only session, so no pooled connection waits through
+        the KDF; with ``lock`` it is read again, locked, in the caller's unit of work."""
+        async with read_only(self._reads) as reader:
+            wallet = await self._wallet(reader, principal)
+            await self._guard.check(reader, wallet.user_id)
         try:
             key = await self._vault.open(
                 sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
@@ -84,6 +96,8 @@ class WalletService:
         except DecryptionFailed:
             await self._guard.record_failure(wallet.user_id)
             raise WrongPassword("wrong password", field=field) from None
+        if lock:
+            wallet = await self._wallet(uow, principal, lock=True)
         await self._guard.clear(uow, wallet.user_id)
         return Unlocked(wallet, key)
 

@@ -173,14 +173,15 @@ async def start_runtime(settings: Settings, database_url: str) -> Runtime:
     processor = TransactionProcessor(
         sessions, chains, check_interval=settings.worker_check_interval_seconds
     )
-    wallets = WalletService(vault, guard, chains, settings.export_max_token_age_seconds)
+    reads = create_read_session_factory(engine)
+    wallets = WalletService(vault, guard, chains, reads, settings.export_max_token_age_seconds)
     transactions = TransactionService(
         wallets, chains, queue, processor, bump_rungs=settings.fee_bump_rungs
     )
     hub = EventHub(settings.subscriber_buffer)
     services = Services(
         session_factory=sessions,
-        read_session_factory=create_read_session_factory(engine),
+        read_session_factory=reads,
         verifier=build_verifier(settings, signer),
         vault=vault,
         users=UserService(vault, on_wallet_created=faucet.fund_new_wallet if faucet else None),

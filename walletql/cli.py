@@ -57,10 +57,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from walletql.app import create_app
-    from walletql.migrate import upgrade
 
     with database(settings) as url:
         if settings.should_migrate_on_start:
+            from walletql.migrate import upgrade  # alembic costs ~0.1 s to import
+
             upgrade(url)
         app = create_app(settings, database_url=url, run_worker=not args.no_worker)
         base = f"http://{settings.host}:{settings.port}"
@@ -78,6 +79,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,
             log_config=None,
             ws="websockets-sansio",
+            # permessage-deflate keeps ~40 KiB of compression state per socket; our frames are
+            # small JSON, so memory per idle subscription matters more (see bench/fanout.py).
+            ws_per_message_deflate=False,
             lifespan="on",
         )
         # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
