@@ -100,16 +100,14 @@ class LiveService:
         """Every event of every transaction of the caller, in commit order (``userSeq``):
         those after ``after_seq`` first, then each new one. Without ``after_seq``, new ones."""
         async with unit_of_work(self._sessions) as uow:
-            row = (
-                await uow.session.execute(
-                    select(User.id, User.event_seq).where(User.sub == principal.sub)
-                )
-            ).first()
-        if row is None:
+            user_id = await uow.session.scalar(select(User.id).where(User.sub == principal.sub))
+        if user_id is None:
             raise NotFound("no user yet: run createUser first")
-        user_id, current = row
-        subscriber = self._hub.subscribe(user_id=user_id)
+        subscriber = self._hub.subscribe(user_id=user_id)  # before reading: miss nothing
         try:
+            async with unit_of_work(self._sessions) as uow:
+                current = await uow.session.scalar(select(User.event_seq).where(User.id == user_id))
+            current = current or 0
             last = current if after_seq is None else after_seq
             pending: list[EventView | CatchUp] = [] if after_seq is None else [CATCH_UP]
             while True:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 S = TransactionStatus
 
 _ALREADY_SENT = ("already known", "known transaction", "already imported", "already in pool")
+# A message arriving this much before the transaction's next look is a duplicate.
+_EARLY = timedelta(seconds=1)
 _NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
 
 
@@ -68,6 +70,10 @@ class TransactionProcessor:
                 tx = await repo.lock(tx_id, skip_locked=True)
                 if tx is None or not tx.tracking:
                     # Gone, finished, or held by another worker, which schedules the next look.
+                    return None
+                now = self._clock()
+                if tx.next_check_at is not None and tx.next_check_at > now + _EARLY:
+                    # A duplicate: another message already owns the next, later look.
                     return None
                 step = Step(
                     uow,
@@ -125,8 +131,8 @@ class TransactionProcessor:
                 "only a queued or submitted transaction can be cancelled", field="id"
             )
         step = await self._step(uow, tx)
-        if not await self._send_cancel(step, "USER"):
-            raise BadUserInput("the node refused the cancel", field="id")
+        if await self._send_cancel(step, "USER") is not Outcome.SENT:
+            raise BadUserInput("the node refused the cancel (already mined?)", field="id")
         if tx.submitted_at is None:
             tx.submitted_at = step.now
         tx.next_check_at = step.now
@@ -184,9 +190,8 @@ class TransactionProcessor:
             return await self._fill_nonce(step)
         tx.submitted_at = step.now
         await record_event(step.uow, tx, S.SUBMITTED)
-        if outcome is Outcome.NONCE_USED and not await self._mined_receipt(step):
-            await self._nonce_taken(step)
-            return None
+        if outcome is Outcome.NONCE_USED:
+            return await self._nonce_used(step)
         # Commit SUBMITTED now (subscribers see it at once); look for the receipt next time.
         return 0.0
 
@@ -201,15 +206,26 @@ class TransactionProcessor:
         if not events or events[-1].reason != reason:
             await record_event(step.uow, step.tx, S.QUEUED, reason)
 
+    async def _nonce_used(self, step: Step) -> float | None:
+        """The node says the nonce is taken: by one of our rungs (mined), or by someone else."""
+        if found := await self._mined_receipt(step, everything=True):
+            return await self._on_mined(step, *found)
+        await self._nonce_taken(step)
+        return None
+
     async def _nonce_taken(self, step: Step) -> None:
         tx = step.tx
         tx.error_code = "NONCE_CONFLICT"
         tx.error_message = f"nonce {tx.nonce} was used by another transaction"
         await record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
 
-    async def _mined_receipt(self, step: Step) -> tuple[TransactionAttempt, dict[str, Any]] | None:
-        sent = [a for a in step.attempts.values() if a.sent_at is not None]
-        for attempt in sorted(sent, key=lambda a: (a.kind != "CANCEL", -a.rung)):
+    async def _mined_receipt(
+        self, step: Step, *, everything: bool = False
+    ) -> tuple[TransactionAttempt, dict[str, Any]] | None:
+        """A receipt for one of our attempts: those we recorded as sent, or (``everything``)
+        any pre-signed rung, since a broadcast may have happened without its record."""
+        candidates = [a for a in step.attempts.values() if everything or a.sent_at is not None]
+        for attempt in sorted(candidates, key=lambda a: (a.kind != "CANCEL", -a.rung)):
             receipt = await step.chain.receipt(attempt.hash)
             if receipt is not None and receipt.get("blockNumber") is not None:
                 return attempt, receipt
@@ -225,19 +241,19 @@ class TransactionProcessor:
         )
         next_rung = step.attempt("SEND", tx.current_rung + 1)
         if tx.cancel_rung is None and step.now >= tx.deadline_at:
-            await self._send_cancel(step, "DEADLINE")
+            outcome = await self._send_cancel(step, "DEADLINE")
         elif tx.cancel_rung is None and bump_due and next_rung is not None:
             outcome, message = await self._broadcast(step, next_rung)
             if outcome is Outcome.SENT:
                 tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
                 await record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
-            else:
+            elif outcome is Outcome.REJECTED:
                 log.warning("fee bump of %s refused: %s", tx.id, message)
         else:
-            latest = self._latest_sent(step)
-            outcome, _ = await self._broadcast(step, latest)  # the node may have dropped it
-            if outcome is Outcome.NONCE_USED and (found := await self._mined_receipt(step)):
-                return await self._on_mined(step, *found)
+            # The node may have dropped it: send the latest bytes again.
+            outcome, _ = await self._broadcast(step, self._latest_sent(step))
+        if outcome is Outcome.NONCE_USED:
+            return await self._nonce_used(step)
         return self._interval
 
     def _latest_sent(self, step: Step) -> TransactionAttempt:
@@ -250,19 +266,20 @@ class TransactionProcessor:
         assert send is not None
         return send
 
-    async def _send_cancel(self, step: Step, reason: str) -> bool:
+    async def _send_cancel(self, step: Step, reason: str) -> Outcome:
         tx = step.tx
         cancel = step.attempt("CANCEL", tx.current_rung)
         assert cancel is not None
         outcome, message = await self._broadcast(step, cancel)
-        if outcome is Outcome.REJECTED:
-            log.warning("cancel of %s refused: %s", tx.id, message)
-            return False
+        if outcome is not Outcome.SENT:
+            if outcome is Outcome.REJECTED:
+                log.warning("cancel of %s refused: %s", tx.id, message)
+            return outcome
         tx.cancel_rung, tx.cancel_reason = cancel.rung, reason
         # A cancel of a queued transaction is its first broadcast: it is now submitted.
         status = S.SUBMITTED if tx.status == S.QUEUED.value else S(tx.status)
         await record_event(step.uow, tx, status, f"{reason}: cancel sent")
-        return True
+        return outcome
 
     async def _fill_nonce(self, step: Step) -> float | None:
         """A rejected transaction's nonce is reserved: fill it with the pre-signed cancel,
@@ -276,7 +293,7 @@ class TransactionProcessor:
                 log.info("cannot fill nonce %s of %s yet: %s", tx.nonce, tx.from_address, message)
                 return self._interval
             tx.cancel_rung = 0
-        found = await self._mined_receipt(step)
+        found = await self._mined_receipt(step, everything=True)
         return None if found else self._interval
 
     async def _on_mined(

@@ -67,6 +67,7 @@ class WalletService:
     ) -> None:
         self._vault = vault
         self._reads = reads
+        self._attempt_locks = [asyncio.Lock() for _ in range(256)]
         self._guard = guard
         self.chains = chains
         self._export_max_age = export_max_age
@@ -88,14 +89,19 @@ class WalletService:
         the KDF; with ``lock`` it is read again, locked, in the caller's unit of work."""
         async with read_only(self._reads) as reader:
             wallet = await self._wallet(reader, principal)
-            await self._guard.check(reader, wallet.user_id)
-        try:
-            key = await self._vault.open(
-                sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
-            )
-        except DecryptionFailed:
-            await self._guard.record_failure(wallet.user_id)
-            raise WrongPassword("wrong password", field=field) from None
+        # One attempt per user at a time in this process: check, KDF and the failure record
+        # happen in order, so parallel guesses cannot all pass the check before any failure
+        # is counted. (Across K API processes, at most K guesses overlap.)
+        async with self._attempt_locks[wallet.user_id.int % len(self._attempt_locks)]:
+            async with read_only(self._reads) as reader:
+                await self._guard.check(reader, wallet.user_id)
+            try:
+                key = await self._vault.open(
+                    sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
+                )
+            except DecryptionFailed:
+                await self._guard.record_failure(wallet.user_id)
+                raise WrongPassword("wrong password", field=field) from None
         if lock:
             wallet = await self._wallet(uow, principal, lock=True)
         await self._guard.clear(uow, wallet.user_id)

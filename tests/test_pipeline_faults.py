@@ -197,3 +197,31 @@ async def test_embedded_default_happy_path(tmp_path: Path, database_url: str) ->
         balance = await server.graphql("{ balance { wei } }", token=token)
     assert [e["status"] for e in done["events"]] == STATUSES
     assert int(balance["data"]["balance"]["wei"]) < 10 * 10**18 - 1000
+
+
+async def test_worker_killed_after_a_broadcast_that_was_mined_at_once_still_confirms(
+    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+) -> None:
+    # With automine the broadcast is mined before the crash: the next delivery hears
+    # "nonce too low" and must find its own receipt, not call it a nonce conflict.
+    settings = pipeline_settings(tmp_path, database_url, anvil, queue_visibility_timeout_seconds=2)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
+        "WALLETQL_DATABASE_URL": database_url,
+        "WALLETQL_DATA_DIR": str(tmp_path),
+        "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
+        "WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS": "2",
+        "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
+    }
+    async with pipeline_server(settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        queued = await submit(api, token)
+        crashing = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fault_worker", env=env, cwd=ROOT
+        )
+        assert await asyncio.wait_for(crashing.wait(), timeout=60) == -9
+        assert (await anvil_w3.eth.get_transaction_receipt(queued["hash"]))["status"] == 1
+        async with pipeline_server(settings):
+            done = await wait_for(api, token, queued["id"], {"CONFIRMED", "FAILED"})
+    assert done["status"] == "CONFIRMED"
+    assert done["hash"] == queued["hash"]
