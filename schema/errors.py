@@ -26,6 +26,7 @@ _TOO_COMPLEX = re.compile(
 _VARIABLE = re.compile(
     r"^Variable '\$(\w+)' has invalid value(?: at \.?([\w.\[\]]+))?: (.*?)(?:; found: .*)?$", re.S
 )
+_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]*@)?(?P<host>[^/\s:?#]+)[^\s'\"]*")
 _ARGUMENT = re.compile(r"^Argument '(\w+)'|argument '(\w+)'|field '\w+\.(\w+)'")
 
 
@@ -59,6 +60,8 @@ def describe_exception(exc: BaseException) -> str:
         message = f"{type(exc).__name__} from {type(cause).__name__}: {cause}"
     else:
         message = f"{type(exc).__name__}: {exc}"
+    # URLs may carry credentials (an RPC provider's API key in the path or query).
+    message = _URL.sub(lambda m: f"{m['scheme']}://{m['host']}/…", message)
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if "site-packages" not in f.filename] or frames
     if ours:

@@ -60,3 +60,19 @@ async def test_no_secret_reaches_the_logs(
         assert "INSERT INTO" not in line, "SQL text leaked"
         assert "SELECT " not in line, "SQL text leaked"
         assert "Traceback" not in line
+
+
+def test_logged_errors_drop_credentials_from_urls() -> None:
+    from schema.errors import describe_exception
+
+    try:
+        raise RuntimeError(
+            "401 Unauthorized, url=https://rpc.example.io/v3/SECRETKEY123?token=abc, "
+            "dsn=postgresql+asyncpg://walletql:hunter2@db.internal:5432/walletql"
+        )
+    except RuntimeError as exc:
+        line = describe_exception(exc)
+    assert "rpc.example.io" in line
+    assert "db.internal" in line
+    for secret in ("SECRETKEY123", "token=abc", "hunter2"):
+        assert secret not in line
