@@ -65,7 +65,7 @@ from bench.common import (
 )
 from bench.pipeline import connected_to, process_cpu
 from tests.chain_support import Anvil
-from tests.sqs_support import REGION, MotoSqsServer, create_queues, sqs_client
+from tests.sqs_support import REGION, MotoSqsServer, create_queues, sqs_record
 from walletql.devauth import DevSigner
 
 CHAIN_ID = 31337
@@ -628,23 +628,6 @@ class HandlerRun:
     status: str
     failures: int
     loaded: set[str]
-
-
-async def sqs_record(endpoint: str, queue_url: str) -> dict[str, Any]:
-    """One message from the queue, shaped like an SQS event source mapping's record."""
-    async with sqs_client(endpoint) as sqs:
-        response = await sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=5,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )  # fmt: skip
-    [message] = response["Messages"]
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {"ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]},
-        "eventSource": "aws:sqs",
-    }
 
 
 def loaded_distributions(folder: Path, files: Iterable[str]) -> set[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -116,3 +119,25 @@ async def wait_for(
 async def mine(w3: AsyncWeb3[Any], blocks: int = 1) -> None:
     for _ in range(blocks):
         await w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def worker_env(settings: Any, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a separate `walletql` process sharing ``settings``' chains and data
+    dir (nothing inherited from this process's WALLETQL_* variables)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
+        "WALLETQL_DATABASE_URL": database_url,
+        "WALLETQL_DATA_DIR": str(settings.data_dir),
+        "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
+        "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
+        "WALLETQL_WORKER_CHECK_INTERVAL_SECONDS": "0.2",
+        **extra,
+    }
+
+
+async def run_crashing_worker(env: dict[str, str]) -> None:
+    """Run tests.fault_worker: it broadcasts once, then dies by SIGKILL before committing."""
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fault_worker", env=env, cwd=Path(__file__).parent.parent
+    )
+    assert await asyncio.wait_for(crashing.wait(), timeout=60) == -9

@@ -128,3 +128,20 @@ async def receive_all(endpoint_url: str, queue_url: str, wait_seconds: int = 1) 
             found.extend(batch)
             for message in batch:
                 await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+async def sqs_record(endpoint_url: str, queue_url: str) -> dict[str, Any]:
+    """One message from the queue, shaped like an SQS event source mapping's record."""
+    async with sqs_client(endpoint_url) as sqs:
+        response = await sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=5,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )  # fmt: skip
+    [message] = response["Messages"]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]},
+        "eventSource": "aws:sqs",
+    }

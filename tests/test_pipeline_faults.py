@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +16,10 @@ from tests.pipeline_support import (
     new_wallet,
     pipeline_server,
     pipeline_settings,
+    run_crashing_worker,
     submit,
     wait_for,
+    worker_env,
 )
 from walletql.devauth import DevSigner
 
@@ -78,21 +77,11 @@ async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
         settings = pipeline_settings(
             tmp_path, database_url, node, queue_visibility_timeout_seconds=2
         )
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
-            "WALLETQL_DATABASE_URL": database_url,
-            "WALLETQL_DATA_DIR": str(tmp_path),
-            "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
-            "WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS": "2",
-            "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
-        }
+        env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
         async with pipeline_server(settings, run_worker=False) as api:
             token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", w3)
             queued = await submit(api, token)
-            crashing = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.fault_worker", env=env, cwd=ROOT
-            )
-            assert await asyncio.wait_for(crashing.wait(), timeout=60) == -9
+            await run_crashing_worker(env)
             # The node has the bytes; the database never heard of it.
             assert await pool_hashes(w3) == {queued["hash"]}
             assert (await fetch(api, token, queued["id"]))["status"] == "QUEUED"
@@ -205,21 +194,11 @@ async def test_worker_killed_after_a_broadcast_that_was_mined_at_once_still_conf
     # With automine the broadcast is mined before the crash: the next delivery hears
     # "nonce too low" and must find its own receipt, not call it a nonce conflict.
     settings = pipeline_settings(tmp_path, database_url, anvil, queue_visibility_timeout_seconds=2)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
-        "WALLETQL_DATABASE_URL": database_url,
-        "WALLETQL_DATA_DIR": str(tmp_path),
-        "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
-        "WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS": "2",
-        "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
-    }
+    env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
     async with pipeline_server(settings, run_worker=False) as api:
         token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
         queued = await submit(api, token)
-        crashing = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fault_worker", env=env, cwd=ROOT
-        )
-        assert await asyncio.wait_for(crashing.wait(), timeout=60) == -9
+        await run_crashing_worker(env)
         assert (await anvil_w3.eth.get_transaction_receipt(queued["hash"]))["status"] == 1
         async with pipeline_server(settings):
             done = await wait_for(api, token, queued["id"], {"CONFIRMED", "FAILED"})

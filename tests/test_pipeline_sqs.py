@@ -26,27 +26,10 @@ from tests.sqs_support import (
     SECRET_ACCESS_KEY,
     MotoSqsServer,
     create_queues,
-    sqs_client,
+    sqs_record,
 )
 from walletql.devauth import DevSigner
 from worker.lambda_handler import BatchHandler
-
-
-async def next_record(moto: MotoSqsServer, queue_url: str) -> dict[str, Any]:
-    """Receive one message and shape it as an SQS event source mapping's record."""
-    async with sqs_client(moto.endpoint_url) as sqs:
-        response = await sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=5,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )  # fmt: skip
-    [message] = response["Messages"]
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {"ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]},
-        "eventSource": "aws:sqs",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +98,7 @@ async def test_lambda_handler_processes_an_sqs_batch_and_reports_failures(
     async with pipeline_server(settings, run_worker=False) as api:
         token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
         queued = await submit(api, token)
-        record = await next_record(moto_sqs, queues.standard_url)
+        record = await sqs_record(moto_sqs.endpoint_url, queues.standard_url)
         assert record["body"] == queued["id"]
         # A worker configured without this chain cannot process it: a reported failure.
         chain = settings.chains[0].model_copy(update={"chain_id": 99})
@@ -132,7 +115,7 @@ async def test_lambda_handler_processes_an_sqs_batch_and_reports_failures(
                 assert await handler.handle({"Records": [record]}) == {"batchItemFailures": []}
                 if (await fetch(api, token, queued["id"]))["status"] == "CONFIRMED":
                     break
-                record = await next_record(moto_sqs, queues.standard_url)
+                record = await sqs_record(moto_sqs.endpoint_url, queues.standard_url)
         finally:
             await handler.close()
         done = await wait_for(api, token, queued["id"], "CONFIRMED")

@@ -4,8 +4,6 @@ worker process, a second API process, resume, listener reconnect, slow subscribe
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,12 +23,12 @@ from tests.pipeline_support import (
     pipeline_settings,
     submit,
     wait_for,
+    worker_env,
 )
 from tests.support import LiveServer
 from tests.ws_support import GraphQLWS, StuckClient
 from walletql.app import create_app
 from walletql.devauth import DevSigner
-from walletql.settings import Settings
 
 STATUS = """subscription($id: ID!, $after: Int) {
   transactionStatus(id: $id, afterSeq: $after) { seq userSeq status reason transactionId }
@@ -39,17 +37,6 @@ MINE = """subscription($after: BigInt) {
   myTransactions(afterSeq: $after) { seq userSeq status transactionId }
 }"""
 STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
-
-
-def worker_env(settings: Settings, database_url: str) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
-        "WALLETQL_DATABASE_URL": database_url,
-        "WALLETQL_DATA_DIR": str(settings.data_dir),
-        "WALLETQL_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
-        "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
-        "WALLETQL_WORKER_CHECK_INTERVAL_SECONDS": "0.2",
-    }
 
 
 async def start_process(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:

@@ -150,10 +150,13 @@ def load_pepper(settings: Settings) -> bytes:
     return load_or_create_pepper(settings.data_dir)
 
 
-async def start_runtime(settings: Settings, database_url: str) -> Runtime:
+async def start_runtime(
+    settings: Settings, database_url: str, signer: DevSigner | None = None
+) -> Runtime:
     """Build services for one process. ``database_url`` is already resolved."""
     engine = create_engine(database_url, pool_size=settings.database_pool_size)
-    signer = DevSigner(settings.data_dir) if settings.dev_auth else None
+    if signer is None and settings.dev_auth:
+        signer = DevSigner(settings.data_dir)
     vault = KeyVault(
         load_pepper(settings),
         KdfParams(settings.kdf_memory_kib, settings.kdf_iterations, settings.kdf_lanes),
@@ -299,9 +302,12 @@ def create_app(
     if not url:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
 
+    # The dev key is read once: it signs nothing here, but verifies tokens and is published.
+    signer = DevSigner(settings.data_dir) if settings.dev_auth else None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        runtime = await start_runtime(settings, url)
+        runtime = await start_runtime(settings, url, signer)
         await runtime.listen(url)
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.run_worker(settings, stop)) if run_worker else None
@@ -326,7 +332,8 @@ def create_app(
 
         routes.append(Route("/dev/faucet", faucet, methods=["POST"]))
     if settings.dev_auth:
-        signer_jwks = DevSigner(settings.data_dir).jwks()
+        assert signer is not None
+        signer_jwks = signer.jwks()
         routes.append(Route("/.well-known/jwks.json", lambda _: JSONResponse(signer_jwks)))
     if settings.graphiql_enabled:
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
