@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -24,7 +25,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from services.domain import AttemptKind, CancelReason, TransactionStatus
+
+E = TypeVar("E", bound=enum.StrEnum)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -36,6 +43,23 @@ NAMING_CONVENTION = {
 
 # Wei amounts go up to 2**256 - 1: 78 decimal digits.
 Wei = Numeric(78, 0)
+
+
+class EnumText(TypeDecorator[E]):
+    """A domain enum stored as its value in a VARCHAR column (what the migrations created)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -58,29 +82,8 @@ class TimestampMixin:
     )
 
 
-class TransactionStatus(enum.StrEnum):
-    QUEUED = "QUEUED"
-    SUBMITTED = "SUBMITTED"
-    MINED = "MINED"
-    CONFIRMED = "CONFIRMED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL_STATUSES
-
-
-_FINAL_STATUSES = frozenset(
-    {
-        TransactionStatus.CONFIRMED,
-        TransactionStatus.FAILED,
-        TransactionStatus.EXPIRED,
-        TransactionStatus.CANCELLED,
-    }
-)
 _STATUS_CHECK = "status IN (" + ", ".join(f"'{s.value}'" for s in TransactionStatus) + ")"
+_KIND_CHECK = "kind IN (" + ", ".join(f"'{k.value}'" for k in AttemptKind) + ")"
 
 
 class User(TimestampMixin, Base):
@@ -157,7 +160,9 @@ class Transaction(TimestampMixin, Base):
         ForeignKey("wallets.id", ondelete="CASCADE"), nullable=False
     )
     chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[TransactionStatus] = mapped_column(
+        EnumText(TransactionStatus, 16), nullable=False
+    )
     from_address: Mapped[str] = mapped_column(String(42), nullable=False)
     to_address: Mapped[str | None] = mapped_column(String(42))
     value: Mapped[int] = mapped_column(Wei, nullable=False)
@@ -172,7 +177,7 @@ class Transaction(TimestampMixin, Base):
     current_rung: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Set once a cancel (the 0-value self-send for the same nonce) has been broadcast.
     cancel_rung: Mapped[int | None] = mapped_column(Integer)
-    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    cancel_reason: Mapped[CancelReason | None] = mapped_column(EnumText(CancelReason, 32))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # False once the worker has nothing left to do (final status, nonce settled).
     tracking: Mapped[bool] = mapped_column(nullable=False, server_default=text("true"))
@@ -195,13 +200,12 @@ class TransactionAttempt(Base):
     """One pre-signed variant of a transaction: the original, a fee bump or the cancel."""
 
     __tablename__ = "transaction_attempts"
-    __table_args__ = (CheckConstraint("kind IN ('SEND', 'CANCEL')", name="kind"),)
+    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind"),)
 
     transaction_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True
     )
-    # SEND rung 0 is the original, SEND rung k a fee bump; CANCEL rung k outbids SEND rung k.
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[AttemptKind] = mapped_column(EnumText(AttemptKind, 8), primary_key=True)
     rung: Mapped[int] = mapped_column(Integer, primary_key=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     hash: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
@@ -235,7 +239,9 @@ class TransactionEvent(Base):
     # Per user, in commit order: taken from users.event_seq under that row's lock, so a
     # subscriber resuming "after user_seq N" can never miss a later-committed event.
     user_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[TransactionStatus] = mapped_column(
+        EnumText(TransactionStatus, 16), nullable=False
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False

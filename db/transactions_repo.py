@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import NonceState, Transaction, TransactionAttempt, TransactionEvent
+from services.domain import AttemptKind, CancelReason, TransactionStatus
 
 
 class TransactionRepository:
@@ -52,7 +53,7 @@ class TransactionRepository:
         *,
         first: int,
         after: tuple[datetime, uuid.UUID] | None,
-        status: str | None,
+        status: TransactionStatus | None,
     ) -> list[Transaction]:
         """Newest first; ``after`` is the (created_at, id) of the last row of the page before."""
         stmt = select(Transaction).where(Transaction.user_id == user_id)
@@ -69,7 +70,7 @@ class TransactionRepository:
         stmt = stmt.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(first)
         return list(await self.session.scalars(stmt))
 
-    async def attempts(self, tx_id: uuid.UUID) -> dict[tuple[str, int], TransactionAttempt]:
+    async def attempts(self, tx_id: uuid.UUID) -> dict[tuple[AttemptKind, int], TransactionAttempt]:
         stmt = select(TransactionAttempt).where(TransactionAttempt.transaction_id == tx_id)
         return {(a.kind, a.rung): a for a in await self.session.scalars(stmt)}
 
@@ -89,8 +90,11 @@ class TransactionRepository:
             Transaction.chain_id == tx.chain_id,
             Transaction.nonce < tx.nonce,
             or_(
-                Transaction.status == "QUEUED",
-                and_(Transaction.cancel_reason == "REJECTED", Transaction.cancel_rung.is_(None)),
+                Transaction.status == TransactionStatus.QUEUED,
+                and_(
+                    Transaction.cancel_reason == CancelReason.REJECTED,
+                    Transaction.cancel_rung.is_(None),
+                ),
             ),
         )
         return list(await self.session.scalars(stmt.order_by(Transaction.nonce)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from db.models import TransactionStatus
 from schema.context import Info
 from schema.transaction_types import (
     PageInfo,
@@ -13,6 +12,7 @@ from schema.transaction_types import (
     TransactionEdge,
     TransactionType,
 )
+from services.domain import TransactionStatus
 from services.errors import BadUserInput
 from services.transactions import SubmitRequest, encode_cursor
 
@@ -54,7 +54,7 @@ async def transactions(
     async with ctx.read() as uow:
         rows, has_next = await ctx.services.transactions.page(
             uow, await ctx.principal(), first=first, after=after,
-            status=status.value if status else None,
+            status=status,
         )  # fmt: skip
     edges = [
         TransactionEdge(cursor=encode_cursor(t), node=TransactionType.from_model(t)) for t in rows

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 from collections.abc import Iterator
-from pathlib import Path
 
 from graphql import ArgumentNode, DocumentNode, GraphQLError, Node, ObjectFieldNode, Visitor, visit
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -15,6 +13,7 @@ from strawberry.types.execution import ExecutionResult as StrawberryExecutionRes
 from strawberry.types.execution import StreamExecutionResult
 
 from services.errors import DomainError
+from services.logs import describe_exception
 
 log = logging.getLogger("walletql.errors")
 
@@ -26,7 +25,6 @@ _TOO_COMPLEX = re.compile(
 _VARIABLE = re.compile(
     r"^Variable '\$(\w+)' has invalid value(?: at \.?([\w.\[\]]+))?: (.*?)(?:; found: .*)?$", re.S
 )
-_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]*@)?(?P<host>[^/\s:?#]+)[^\s'\"]*")
 _ARGUMENT = re.compile(r"^Argument '(\w+)'|argument '(\w+)'|field '\w+\.(\w+)'")
 
 
@@ -47,27 +45,6 @@ def _strip_echoed_value(message: str) -> tuple[str, str | None]:
         field = m[2] or m[1]
         return f"Variable '${m[1]}' has an invalid value at '{field}': {m[3]}", field
     return message, None
-
-
-def describe_exception(exc: BaseException) -> str:
-    """Type, innermost frame and message of an exception: no SQL, no values, no traceback."""
-    from sqlalchemy.exc import DBAPIError
-
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        cause: BaseException = exc.orig
-        while cause.__cause__ is not None:  # down to the driver's own error class
-            cause = cause.__cause__
-        message = f"{type(exc).__name__} from {type(cause).__name__}: {cause}"
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-    # URLs may carry credentials (an RPC provider's API key in the path or query).
-    message = _URL.sub(lambda m: f"{m['scheme']}://{m['host']}/…", message)
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if "site-packages" not in f.filename] or frames
-    if ours:
-        frame = ours[-1]
-        message += f" at {Path(frame.filename).name}:{frame.lineno} in {frame.name}"
-    return message
 
 
 def _field_holding(document: DocumentNode | None, nodes: list[Node] | None) -> str | None:

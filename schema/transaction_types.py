@@ -6,9 +6,10 @@ from datetime import datetime
 
 import strawberry
 
-from db.models import Transaction, TransactionEvent, TransactionStatus
+from db.models import Transaction, TransactionEvent
 from schema.context import Info
 from schema.scalars import Address, BigInt, ChainId, Hex
+from services.domain import TransactionStatus
 from services.errors import ChainUnavailable
 from services.hub import EventView
 
@@ -45,7 +46,7 @@ class TransactionEventType:
             seq=m.seq,
             user_seq=BigInt(m.user_seq),
             transaction_id=strawberry.ID(str(m.transaction_id)),
-            status=TransactionStatus(m.status),
+            status=m.status,
             at=m.at,
             reason=m.reason,
         )
@@ -129,7 +130,7 @@ class TransactionType:
             error = TransactionErrorType(code=m.error_code, message=m.error_message or "")
         return cls(
             id=strawberry.ID(str(m.id)),
-            status=TransactionStatus(m.status),
+            status=m.status,
             chain_id=ChainId(m.chain_id),
             from_=Address(m.from_address),
             to=Address(m.to_address) if m.to_address else None,

@@ -239,8 +239,15 @@ def _is_transport_error(exc: BaseException) -> bool:
 class Chains:
     """The configured chains; the first one is the default."""
 
-    def __init__(self, configs: Sequence[ChainConfig], timeout: float) -> None:
-        self._chains = {c.chain_id: Chain(c, timeout) for c in configs}
+    def __init__(
+        self,
+        configs: Sequence[ChainConfig],
+        timeout: float,
+        *,
+        client: Callable[[ChainConfig, float], Chain] = Chain,
+    ) -> None:
+        # ``client`` builds each chain's client: a seam for fault drills and tests.
+        self._chains = {c.chain_id: client(c, timeout) for c in configs}
         self.default_id = configs[0].chain_id
 
     def get(self, chain_id: int | None, *, field: str = "chainId") -> Chain:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from db.engine import UnitOfWork
-from db.models import Transaction, TransactionEvent, TransactionStatus, User
+from db.models import Transaction, TransactionEvent, User
+from services.domain import TransactionStatus
 
 CHANNEL = "walletql_events"
 
@@ -42,14 +43,14 @@ async def record_event(
             .returning(User.event_seq)
         )
     ).scalar_one()
-    tx.status = status.value
+    tx.status = status
     tx.last_seq += 1
     event = TransactionEvent(
         transaction_id=tx.id,
         user_id=tx.user_id,
         seq=tx.last_seq,
         user_seq=user_seq,
-        status=status.value,
+        status=status,
         reason=reason,
         at=datetime.now(UTC),
     )

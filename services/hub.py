@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.domain import TransactionStatus
+
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +28,7 @@ class EventView:
     user_id: uuid.UUID
     seq: int
     user_seq: int
-    status: str
+    status: TransactionStatus
     reason: str | None
     at: datetime
 
@@ -37,7 +39,7 @@ class EventView:
             user_id=uuid.UUID(payload["user"]),
             seq=int(payload["seq"]),
             user_seq=int(payload["useq"]),
-            status=str(payload["status"]),
+            status=TransactionStatus(payload["status"]),
             reason=payload.get("reason"),
             at=datetime.fromisoformat(payload["at"]),
         )

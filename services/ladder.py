@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.domain import AttemptKind
 from services.transactions_build import sign_transaction
 
 CANCEL_GAS = 21_000
@@ -22,7 +23,7 @@ def bump(fee: int) -> int:
 
 @dataclass(frozen=True)
 class Rung:
-    kind: str  # "SEND" or "CANCEL"
+    kind: AttemptKind
     rung: int
     raw: bytes
     hash: str
@@ -53,7 +54,7 @@ def build_ladder(tx: dict[str, Any], key: bytes, sender: str, rungs: int) -> lis
         cancel = {
             **send, **_bumped(fees), "to": sender, "value": 0, "data": b"", "gas": CANCEL_GAS,
         }  # fmt: skip
-        for kind, fields in (("SEND", send), ("CANCEL", cancel)):
+        for kind, fields in ((AttemptKind.SEND, send), (AttemptKind.CANCEL, cancel)):
             signed = sign_transaction(fields, key, sender)
             ladder.append(Rung(kind, index, signed.raw, signed.hash, fields))
     return ladder

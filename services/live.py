@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import unit_of_work
-from db.models import TransactionEvent, TransactionStatus, User
+from db.models import TransactionEvent, User
 from services.auth import Principal
 from services.errors import NotFound, RateLimited
 from services.hub import CATCH_UP, CatchUp, EventHub, EventView, Subscriber
@@ -33,7 +33,7 @@ def _check_overflow(subscriber: Subscriber, last: int) -> None:
 
 
 def _final(event: EventView) -> bool:
-    return TransactionStatus(event.status).is_final
+    return event.status.is_final
 
 
 class LiveService:

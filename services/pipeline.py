@@ -15,14 +15,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import UnitOfWork, unit_of_work
-from db.models import Transaction, TransactionAttempt, TransactionStatus
+from db.models import Transaction, TransactionAttempt
 from db.transactions_repo import TransactionRepository
 from services.chains import Chain, Chains, NodeRejected
+from services.domain import AttemptKind, CancelReason, TransactionStatus
 from services.errors import BadUserInput, ChainUnavailable
 from services.events import record_event
 
 log = logging.getLogger(__name__)
 S = TransactionStatus
+SEND, CANCEL = AttemptKind.SEND, AttemptKind.CANCEL
 
 _ALREADY_SENT = ("already known", "known transaction", "already imported", "already in pool")
 # A message arriving this much before the transaction's next look is a duplicate.
@@ -41,10 +43,10 @@ class Step:
     uow: UnitOfWork
     tx: Transaction
     chain: Chain
-    attempts: dict[tuple[str, int], TransactionAttempt]
+    attempts: dict[tuple[AttemptKind, int], TransactionAttempt]
     now: datetime
 
-    def attempt(self, kind: str, rung: int) -> TransactionAttempt | None:
+    def attempt(self, kind: AttemptKind, rung: int) -> TransactionAttempt | None:
         return self.attempts.get((kind, rung))
 
 
@@ -98,7 +100,7 @@ class TransactionProcessor:
             tx = await TransactionRepository.from_session(uow.session).lock(tx_id)
             if tx is None:
                 return
-            if not S(tx.status).is_final:
+            if not tx.status.is_final:
                 tx.error_code, tx.error_message = "DEAD_LETTER", reason
                 await record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
             tx.tracking = False
@@ -110,8 +112,8 @@ class TransactionProcessor:
     async def speed_up(self, uow: UnitOfWork, tx: Transaction) -> None:
         """Broadcast the next rung of the fee ladder now (the row is locked by the caller)."""
         step = await self._step(uow, tx)
-        next_rung = step.attempt("SEND", tx.current_rung + 1)
-        if tx.status != S.SUBMITTED.value or tx.cancel_rung is not None:
+        next_rung = step.attempt(SEND, tx.current_rung + 1)
+        if tx.status is not S.SUBMITTED or tx.cancel_rung is not None:
             raise BadUserInput(
                 "only a submitted transaction that is not being cancelled can be sped up",
                 field="id",
@@ -126,26 +128,26 @@ class TransactionProcessor:
 
     async def cancel(self, uow: UnitOfWork, tx: Transaction) -> None:
         """Broadcast the cancel that outbids the current rung (the row is locked by the caller)."""
-        if tx.status not in (S.QUEUED.value, S.SUBMITTED.value) or tx.cancel_rung is not None:
+        if tx.status not in (S.QUEUED, S.SUBMITTED) or tx.cancel_rung is not None:
             raise BadUserInput(
                 "only a queued or submitted transaction can be cancelled", field="id"
             )
         step = await self._step(uow, tx)
-        if await self._send_cancel(step, "USER") is not Outcome.SENT:
+        if await self._send_cancel(step, CancelReason.USER) is not Outcome.SENT:
             raise BadUserInput("the node refused the cancel (already mined?)", field="id")
         if tx.submitted_at is None:
             tx.submitted_at = step.now
         tx.next_check_at = step.now
 
     async def _advance(self, step: Step) -> float | None:
-        status = S(step.tx.status)
+        status = step.tx.status
         if status is S.QUEUED:
             return await self._start(step)
         if status is S.SUBMITTED:
             return await self._follow_pending(step)
         if status is S.MINED:
             return await self._follow_mined(step)
-        if status is S.FAILED and step.tx.cancel_reason == "REJECTED":
+        if status is S.FAILED and step.tx.cancel_reason is CancelReason.REJECTED:
             return await self._fill_nonce(step)
         return None
 
@@ -172,7 +174,7 @@ class TransactionProcessor:
         blockers = await TransactionRepository.from_session(step.uow.session).earlier_open_nonces(
             tx
         )
-        gaps = [b for b in blockers if b.status != S.QUEUED.value]
+        gaps = [b for b in blockers if b.status is not S.QUEUED]
         if gaps:
             await self._report_gap(step, gaps[0])
             return self._interval
@@ -180,12 +182,12 @@ class TransactionProcessor:
             return (
                 self._interval
             )  # the in-process EVM refuses future nonces; JSON-RPC nodes queue them
-        original = step.attempt("SEND", tx.current_rung)
+        original = step.attempt(SEND, tx.current_rung)
         assert original is not None
         outcome, message = await self._broadcast(step, original)
         if outcome is Outcome.REJECTED:
             tx.error_code, tx.error_message = "REJECTED", message
-            tx.cancel_reason = "REJECTED"
+            tx.cancel_reason = CancelReason.REJECTED
             await record_event(step.uow, tx, S.FAILED, f"REJECTED: {message}")
             return await self._fill_nonce(step)
         tx.submitted_at = step.now
@@ -196,7 +198,7 @@ class TransactionProcessor:
         return 0.0
 
     async def _report_gap(self, step: Step, gap: Transaction) -> None:
-        cancel = step.attempt("CANCEL", 0)
+        cancel = step.attempt(CANCEL, 0)
         fee = int(cancel.max_fee_per_gas or cancel.gas_price or 0) if cancel else 0
         reason = (
             f"NONCE_GAP: nonce {gap.nonce} is unfilled; the wallet needs at least "
@@ -225,7 +227,7 @@ class TransactionProcessor:
         """A receipt for one of our attempts: those we recorded as sent, or (``everything``)
         any pre-signed rung, since a broadcast may have happened without its record."""
         candidates = [a for a in step.attempts.values() if everything or a.sent_at is not None]
-        for attempt in sorted(candidates, key=lambda a: (a.kind != "CANCEL", -a.rung)):
+        for attempt in sorted(candidates, key=lambda a: (a.kind is not CANCEL, -a.rung)):
             receipt = await step.chain.receipt(attempt.hash)
             if receipt is not None and receipt.get("blockNumber") is not None:
                 return attempt, receipt
@@ -239,9 +241,9 @@ class TransactionProcessor:
         bump_due = step.now >= bump_base + timedelta(
             seconds=step.chain.config.bump_interval_seconds
         )
-        next_rung = step.attempt("SEND", tx.current_rung + 1)
+        next_rung = step.attempt(SEND, tx.current_rung + 1)
         if tx.cancel_rung is None and step.now >= tx.deadline_at:
-            outcome = await self._send_cancel(step, "DEADLINE")
+            outcome = await self._send_cancel(step, CancelReason.DEADLINE)
         elif tx.cancel_rung is None and bump_due and next_rung is not None:
             outcome, message = await self._broadcast(step, next_rung)
             if outcome is Outcome.SENT:
@@ -259,16 +261,16 @@ class TransactionProcessor:
     def _latest_sent(self, step: Step) -> TransactionAttempt:
         tx = step.tx
         if tx.cancel_rung is not None:
-            cancel = step.attempt("CANCEL", tx.cancel_rung)
+            cancel = step.attempt(CANCEL, tx.cancel_rung)
             assert cancel is not None
             return cancel
-        send = step.attempt("SEND", tx.current_rung)
+        send = step.attempt(SEND, tx.current_rung)
         assert send is not None
         return send
 
-    async def _send_cancel(self, step: Step, reason: str) -> Outcome:
+    async def _send_cancel(self, step: Step, reason: CancelReason) -> Outcome:
         tx = step.tx
-        cancel = step.attempt("CANCEL", tx.current_rung)
+        cancel = step.attempt(CANCEL, tx.current_rung)
         assert cancel is not None
         outcome, message = await self._broadcast(step, cancel)
         if outcome is not Outcome.SENT:
@@ -277,7 +279,7 @@ class TransactionProcessor:
             return outcome
         tx.cancel_rung, tx.cancel_reason = cancel.rung, reason
         # A cancel of a queued transaction is its first broadcast: it is now submitted.
-        status = S.SUBMITTED if tx.status == S.QUEUED.value else S(tx.status)
+        status = S.SUBMITTED if tx.status is S.QUEUED else tx.status
         await record_event(step.uow, tx, status, f"{reason}: cancel sent")
         return outcome
 
@@ -286,7 +288,7 @@ class TransactionProcessor:
         so later transactions of the wallet are not stuck behind a gap."""
         tx = step.tx
         if tx.cancel_rung is None:
-            cancel = step.attempt("CANCEL", 0)
+            cancel = step.attempt(CANCEL, 0)
             assert cancel is not None
             outcome, message = await self._broadcast(step, cancel)
             if outcome is Outcome.REJECTED:
@@ -305,10 +307,10 @@ class TransactionProcessor:
         tx.block_hash = _hex(receipt["blockHash"])
         tx.gas_used = int(receipt["gasUsed"])
         tx.effective_gas_price = int(receipt.get("effectiveGasPrice") or 0) or None
-        if attempt.kind == "CANCEL":
-            if tx.cancel_reason == "REJECTED":
+        if attempt.kind is CANCEL:
+            if tx.cancel_reason is CancelReason.REJECTED:
                 return None  # the nonce is filled; the transaction had already failed
-            final = S.CANCELLED if tx.cancel_reason == "USER" else S.EXPIRED
+            final = S.CANCELLED if tx.cancel_reason is CancelReason.USER else S.EXPIRED
             await record_event(step.uow, tx, final, f"{tx.cancel_reason}: the cancel was mined")
             return None
         if int(receipt.get("status", 1)) == 0:

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import UnitOfWork
-from db.models import Transaction, TransactionAttempt, TransactionEvent, TransactionStatus
+from db.models import Transaction, TransactionAttempt, TransactionEvent
 from db.transactions_repo import TransactionRepository
 from services.auth import Principal
 from services.chains import Chain, Chains
+from services.domain import TransactionStatus
 from services.errors import BadUserInput, IdempotencyConflict, InsufficientFunds, NotFound
 from services.events import record_event
 from services.ladder import build_ladder, max_cost
@@ -129,7 +130,7 @@ class TransactionService:
         original = ladder[0]
         tx = Transaction(
             id=uuid.uuid4(), user_id=wallet.user_id, wallet_id=wallet.id, chain_id=chain.chain_id,
-            status=TransactionStatus.QUEUED.value, from_address=wallet.address, to_address=req.to,
+            status=TransactionStatus.QUEUED, from_address=wallet.address, to_address=req.to,
             value=req.value, data=req.data, nonce=nonce, tx_type=int(fields.get("type", 0)),
             gas_limit=fields["gas"], max_fee_per_gas=fields.get("maxFeePerGas"),
             max_priority_fee_per_gas=fields.get("maxPriorityFeePerGas"),
@@ -219,7 +220,7 @@ class TransactionService:
         *,
         first: int,
         after: str | None,
-        status: str | None,
+        status: TransactionStatus | None,
     ) -> tuple[list[Transaction], bool]:
         """Newest first; returns (rows, has_next_page)."""
         if not 1 <= first <= MAX_PAGE:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.models import Wallet
@@ -63,7 +64,7 @@ async def test_no_secret_reaches_the_logs(
 
 
 def test_logged_errors_drop_credentials_from_urls() -> None:
-    from schema.errors import describe_exception
+    from services.logs import describe_exception
 
     try:
         raise RuntimeError(
@@ -76,3 +77,37 @@ def test_logged_errors_drop_credentials_from_urls() -> None:
     assert "db.internal" in line
     for secret in ("SECRETKEY123", "token=abc", "hunter2"):
         assert secret not in line
+
+
+async def test_the_redaction_filter_keeps_sql_and_tracebacks_out_of_every_layers_logs(
+    database_url: str,
+) -> None:
+    """db/engine.py logs a failed after-commit send with its exception; the filter the
+    composition root installs reduces it to one line without the statement."""
+    from db.engine import create_session_factory, unit_of_work
+    from services.logs import install_redaction
+
+    engine = create_async_engine(database_url)
+    factory = create_session_factory(engine)
+
+    async def failing_send() -> None:
+        async with factory() as session:
+            await session.execute(text("SELECT secret_column FROM no_such_table"))
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    db_logger = logging.getLogger("db")
+    db_logger.addHandler(handler)
+    try:
+        install_redaction(db_logger)
+        async with unit_of_work(factory) as uow:
+            uow.after_commit(failing_send)
+    finally:
+        db_logger.removeHandler(handler)
+        await engine.dispose()
+    line = stream.getvalue()
+    assert "after-commit callback failed" in line
+    assert "ProgrammingError" in line
+    assert "secret_column" not in line, "SQL text leaked"
+    assert "[SQL" not in line
+    assert "Traceback" not in line

@@ -19,11 +19,14 @@ log = logging.getLogger("walletql")
 
 
 def configure_logging(level: str) -> None:
+    from services.logs import install_redaction
+
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_redaction()
 
 
 @contextmanager
@@ -103,22 +106,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from walletql.app import start_runtime, stop_runtime
-
-    async def main(url: str) -> None:
-        runtime = await start_runtime(settings, url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("worker started (queue: %s)", settings.queue_backend)
-        try:
-            await runtime.run_worker(settings, stop)
-        finally:
-            await stop_runtime(runtime)
+    from walletql.runtime import serve_worker
 
     with database(settings) as url:
-        run_loop(main(url))
+        run_loop(serve_worker(settings, url))
     return 0
 
 

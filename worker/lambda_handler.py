@@ -9,10 +9,13 @@ visibility timeout; the others are deleted. Settings come from ``WALLETQL_*`` va
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.queues import Message
 from walletql.settings import Settings
+
+if TYPE_CHECKING:
+    from walletql.runtime import CoreRuntime
 
 # One event loop and one runtime per warm Lambda container: pools and clients are bound
 # to the loop they were created on, so the loop outlives single invocations.
@@ -23,17 +26,17 @@ _handler: BatchHandler | None = None
 class BatchHandler:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._runtime: Any = None
+        self._runtime: CoreRuntime | None = None
 
     async def handle(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        from walletql.app import start_runtime
+        from walletql.runtime import start_core
 
         if self._runtime is None:
             url = self.settings.database_url
             if url is None:
                 raise RuntimeError("the Lambda worker needs WALLETQL_DATABASE_URL")
-            self._runtime = await start_runtime(self.settings, url.get_secret_value())
-        worker = self._runtime.worker(self.settings)
+            self._runtime = await start_core(self.settings, url.get_secret_value())
+        worker = self._runtime.worker()
         failures = []
         for record in event.get("Records", []):
             message = Message(
@@ -47,10 +50,8 @@ class BatchHandler:
         return {"batchItemFailures": failures}
 
     async def close(self) -> None:
-        from walletql.app import stop_runtime
-
         if self._runtime is not None:
-            await stop_runtime(self._runtime)
+            await self._runtime.close()
             self._runtime = None
 
 
@@ -60,5 +61,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, list[dict[str, 
     if _loop is None:
         _loop = asyncio.new_event_loop()
     if _handler is None:
+        from services.logs import install_redaction
+
+        install_redaction()  # on the Lambda runtime's own log handler
         _handler = BatchHandler(Settings())
     return _loop.run_until_complete(_handler.handle(event))

@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from schema.errors import describe_exception
+from services.logs import describe_exception
 from services.pipeline import TransactionProcessor
 from services.queues import Message, Queue
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import unit_of_work
 from db.transactions_repo import TransactionRepository
-from schema.errors import describe_exception
+from services.logs import describe_exception
 from services.queues import Queue
 
 log = logging.getLogger(__name__)

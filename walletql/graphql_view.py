@@ -1,0 +1,76 @@
+"""The GraphQL endpoint: HTTP and graphql-transport-ws, with the typed per-request context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from schema import build_schema
+from schema.context import Context
+from services.errors import Unauthenticated
+from walletql.settings import Settings
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+                max_tokens=settings.max_tokens,
+                introspection=settings.introspection_enabled,
+            ),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            subscription_protocols=("graphql-transport-ws",),
+            allowed_origins=settings.allowed_origins,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return Context(services=request.state.services, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        try:
+            principal = await context.principal()
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"}) from exc
+        socket = context.request
+        assert isinstance(socket, WebSocket)
+
+        async def close_on_expiry() -> None:
+            with contextlib.suppress(Exception):
+                await socket.close(code=4403, reason="Token expired")
+
+        delay = max(0.0, principal.expires_at - time.time())
+        socket.state.expiry = asyncio.get_running_loop().call_later(
+            delay, lambda: asyncio.ensure_future(close_on_expiry())
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        socket = WebSocket(scope, receive=receive, send=send)
+        try:
+            await self.run(socket)
+        finally:
+            expiry = getattr(socket.state, "expiry", None)
+            if expiry is not None:
+                expiry.cancel()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        from walletql.graphiql import graphiql_html
+
+        return HTMLResponse(graphiql_html())
