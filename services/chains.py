@@ -1,27 +1,34 @@
 """The chain port: one client per configured chain, every call bounded in time.
 
-web3 is imported on first use, not at start-up: it costs most of a second to import and
-nothing on the ``me`` path needs it.
+Every chain speaks Ethereum JSON-RPC through a transport (``services/rpc.py``): HTTP for a
+node, or the in-process EVM of the embedded default (``services/embedded_evm.py``). This
+module holds the RPC logic once for both: value formats, revert reasons, what a failure
+means. It needs neither web3 nor eth-abi, so the worker (and its Lambda package) runs
+without them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any
 
 from services.errors import BadUserInput, ChainUnavailable, InsufficientFunds
-
-if TYPE_CHECKING:
-    from web3 import AsyncWeb3
-    from web3.types import TxParams
+from services.rpc import RpcError, Transport, TransportFailed
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 EMBEDDED_RPC = "embedded"
+# Error(string) and Panic(uint256): how Solidity encodes a revert.
+_ERROR_SELECTOR = "08c379a0"
+_PANIC_SELECTOR = "4e487b71"
+# Integer fields of a receipt, as hex quantities over JSON-RPC.
+_RECEIPT_INTS = (
+    "blockNumber", "gasUsed", "effectiveGasPrice", "status", "cumulativeGasUsed",
+    "transactionIndex", "type",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,59 +56,99 @@ class NodeRejected(Exception):
     """The node answered with an error (not a transport failure)."""
 
 
+def quantity(value: Any) -> int:
+    """A JSON-RPC quantity ("0x1a") as an int; the in-process EVM answers with ints."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
+    raise ValueError(f"not a quantity: {value!r}")
+
+
+def to_hex(value: int | bytes | str) -> str:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a quantity")
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+def rpc_transaction(tx: dict[str, Any]) -> dict[str, Any]:
+    """A transaction or call as JSON-RPC wants it: quantities and bytes as 0x-hex."""
+    return {
+        key: to_hex(value) for key, value in tx.items() if value is not None and key != "chainId"
+    }
+
+
+def revert_message(error: RpcError) -> str:
+    """The node's message, with the contract's reason decoded from the revert data."""
+    data = error.data
+    if isinstance(data, dict):  # some nodes nest it: {"data": {"data": "0x…"}}
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        payload = data[2:]
+        try:
+            if payload.startswith(_ERROR_SELECTOR):
+                body = bytes.fromhex(payload[8:])
+                length = int.from_bytes(body[32:64], "big")
+                reason = body[64 : 64 + length].decode("utf-8", errors="replace")
+                return f"execution reverted: {reason}"
+            if payload.startswith(_PANIC_SELECTOR):
+                return f"execution reverted: panic code {hex(int(payload[8:] or '0', 16))}"
+        except ValueError:
+            pass
+    return error.message or "execution reverted"
+
+
+def is_revert(error: RpcError) -> bool:
+    return error.code == 3 or "revert" in error.message.lower()
+
+
+def _connect(config: ChainConfig, timeout: float) -> Transport:
+    if config.embedded:
+        from services.embedded_evm import EmbeddedTransport
+
+        return EmbeddedTransport()
+    from services.rpc import HttpTransport
+
+    return HttpTransport(config.rpc_url, timeout)
+
+
 class Chain:
     """A JSON-RPC node (or the in-process EVM) for one chain id."""
 
     def __init__(self, config: ChainConfig, timeout: float) -> None:
         self.config = config
         self._timeout = timeout
-        self._w3: AsyncWeb3[Any] | None = None
+        self._transport: Transport | None = None
         self._verified = False
 
     @property
     def chain_id(self) -> int:
         return self.config.chain_id
 
-    def _connect(self) -> AsyncWeb3[Any]:
-        if self._w3 is None:
-            from web3 import AsyncHTTPProvider, AsyncWeb3
-
-            if self.config.embedded:
-                from web3.providers.eth_tester import AsyncEthereumTesterProvider
-
-                self._w3 = AsyncWeb3(AsyncEthereumTesterProvider())
-            else:
-                provider = AsyncHTTPProvider(
-                    self.config.rpc_url,
-                    request_kwargs={"timeout": self._timeout},
-                    exception_retry_configuration=None,
-                )
-                self._w3 = AsyncWeb3(provider)
-        return self._w3
-
-    async def _call(self, operation: Callable[[AsyncWeb3[Any]], Awaitable[T]]) -> T:
-        """Run one RPC operation; transport failures and timeouts become CHAIN_UNAVAILABLE."""
-        from web3.exceptions import ContractLogicError, Web3RPCError
-
-        w3 = self._connect()
+    async def _request(self, method: str, *params: Any) -> Any:
+        """One RPC call; transport failures and timeouts become CHAIN_UNAVAILABLE, a node's
+        error answer raises RpcError."""
+        if self._transport is None:
+            self._transport = _connect(self.config, self._timeout)
+        transport = self._transport
         try:
             if not self._verified:
-                actual = await asyncio.wait_for(w3.eth.chain_id, self._timeout)
+                actual = quantity(
+                    await asyncio.wait_for(transport.request("eth_chainId", []), self._timeout)
+                )
                 if actual != self.chain_id:
                     log.error("chain %s answers with chain id %s", self.chain_id, actual)
                     raise ChainUnavailable(
                         f"the node for chain {self.chain_id} reports chain id {actual}"
                     )
                 self._verified = True
-            return await asyncio.wait_for(operation(w3), self._timeout)
-        except (ContractLogicError, Web3RPCError, NodeRejected, ChainUnavailable):
-            raise
-        except (TimeoutError, OSError) as exc:
+            return await asyncio.wait_for(transport.request(method, list(params)), self._timeout)
+        except (TimeoutError, OSError, TransportFailed) as exc:
             raise self._unavailable(exc) from exc
-        except Exception as exc:
-            if _is_transport_error(exc):
-                raise self._unavailable(exc) from exc
-            raise
 
     def _unavailable(self, exc: BaseException) -> ChainUnavailable:
         log.warning("chain %s unavailable: %s", self.chain_id, type(exc).__name__)
@@ -110,130 +157,100 @@ class Chain:
         )
 
     async def close(self) -> None:
-        if self._w3 is not None and not self.config.embedded:
-            await self._w3.provider.disconnect()
-        self._w3 = None
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
 
     async def latest_block(self) -> BlockInfo:
-        block = await self._call(lambda w3: w3.eth.get_block("latest"))
-        return BlockInfo(int(block["number"]), int(block["gasLimit"]), block.get("baseFeePerGas"))
+        block = await self._request("eth_getBlockByNumber", "latest", False)
+        base_fee = block.get("baseFeePerGas")
+        return BlockInfo(
+            quantity(block["number"]),
+            quantity(block["gasLimit"]),
+            quantity(base_fee) if base_fee is not None else None,
+        )
 
     async def balance(self, address: str) -> tuple[int, int]:
         """(wei, block number), read at one block so the two agree."""
-        number = await self._call(lambda w3: w3.eth.block_number)
-        wei = await self._call(lambda w3: w3.eth.get_balance(address, block_identifier=number))  # type: ignore[arg-type]
-        return int(wei), int(number)
+        number = quantity(await self._request("eth_blockNumber"))
+        wei = quantity(await self._request("eth_getBalance", address, hex(number)))
+        return wei, number
 
     async def pending_nonce(self, address: str) -> int:
-        return int(
-            await self._call(lambda w3: w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
-        )
+        return quantity(await self._request("eth_getTransactionCount", address, "pending"))
 
     async def max_priority_fee(self) -> int:
         try:
-            return int(await self._call(lambda w3: w3.eth.max_priority_fee))
-        except Exception as exc:  # nodes without eth_maxPriorityFeePerGas
-            if isinstance(exc, ChainUnavailable):
-                raise
+            return quantity(await self._request("eth_maxPriorityFeePerGas"))
+        except RpcError:  # nodes without eth_maxPriorityFeePerGas
             return 10**9
 
     async def gas_price(self) -> int:
-        return int(await self._call(lambda w3: w3.eth.gas_price))
+        return quantity(await self._request("eth_gasPrice"))
 
     async def estimate_gas(self, tx: dict[str, Any]) -> int:
-        from web3.exceptions import ContractLogicError, Web3RPCError
-
         try:
-            return int(await self._call(lambda w3: w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise BadUserInput(
-                f"the transaction would revert: {exc.message}", field="data"
-            ) from exc
-        except (Web3RPCError, ValueError) as exc:
-            message = str(getattr(exc, "message", None) or exc)
-            if "insufficient funds" in message.lower():
+            return quantity(await self._request("eth_estimateGas", rpc_transaction(tx)))
+        except RpcError as exc:
+            if "insufficient funds" in exc.message.lower():
                 raise InsufficientFunds("the wallet cannot pay for this transaction") from exc
-            raise BadUserInput(f"the node rejected the transaction: {message}") from exc
+            if is_revert(exc):
+                raise BadUserInput(
+                    f"the transaction would revert: {revert_message(exc)}", field="data"
+                ) from exc
+            raise BadUserInput(f"the node rejected the transaction: {exc.message}") from exc
 
     async def eth_call(self, to: str, data: bytes) -> bytes:
-        result = await self._call(lambda w3: w3.eth.call({"to": to, "data": data}))
-        return bytes(result)
+        """The call's return data; a revert or a node error raises ``RpcError``."""
+        result = await self._request("eth_call", {"to": to, "data": to_hex(data)}, "latest")
+        return result if isinstance(result, bytes) else bytes.fromhex(str(result)[2:])
 
     async def send_raw_transaction(self, raw: bytes) -> str:
         """Broadcast; a node's refusal raises NodeRejected with the node's message."""
-        from web3.exceptions import Web3RPCError
-
         try:
-            tx_hash = await self._call(lambda w3: w3.eth.send_raw_transaction(raw))
-        except (Web3RPCError, ValueError) as exc:
-            raise NodeRejected(str(getattr(exc, "message", None) or exc)) from exc
-        return "0x" + bytes(tx_hash).hex()
+            tx_hash = await self._request("eth_sendRawTransaction", to_hex(raw))
+        except RpcError as exc:
+            raise NodeRejected(exc.message) from exc
+        return str(tx_hash).lower()
 
     async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            found = await self._call(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
-        except TransactionNotFound:
+        """The receipt with its integer fields as ints, or None while it is not mined."""
+        found = await self._request("eth_getTransactionReceipt", tx_hash)
+        if not found:
             return None
-        return dict(found) if found else None
+        receipt = dict(found)
+        for key in _RECEIPT_INTS:
+            if receipt.get(key) is not None:
+                receipt[key] = quantity(receipt[key])
+        return receipt
 
     async def block_number(self) -> int:
-        return int(await self._call(lambda w3: w3.eth.block_number))
+        return quantity(await self._request("eth_blockNumber"))
 
     async def revert_reason(self, call: dict[str, Any], block_number: int) -> str | None:
         """Replay a reverted call just before its block and return the node's reason."""
-        from web3.exceptions import ContractLogicError
-
+        block = hex(max(0, block_number - 1))
         try:
-            params = cast("TxParams", call)
-            block = max(0, block_number - 1)
-            await self._call(lambda w3: w3.eth.call(params, block_identifier=block))
-        except ContractLogicError as exc:
-            return str(exc.message or exc)
-        except Exception:
+            await self._request("eth_call", rpc_transaction(call), block)
+        except RpcError as exc:
+            return revert_message(exc) if is_revert(exc) else None
+        except Exception:  # the reason is a courtesy: a failed replay leaves the default
             return None
         return None
 
     async def dev_fund(self, address: str, wei: int) -> None:
         """Give ``address`` ``wei`` on a development chain (in-process EVM or anvil)."""
         if self.config.embedded:
-
-            async def transfer(w3: AsyncWeb3[Any]) -> None:
-                funder = (await w3.eth.accounts)[0]
-                tx_hash = await w3.eth.send_transaction(
-                    {"from": funder, "to": address, "value": wei}  # type: ignore[typeddict-item]
-                )
-                await w3.eth.wait_for_transaction_receipt(tx_hash)
-
-            await self._call(transfer)
+            # The in-process EVM mines each transaction at once.
+            funder = (await self._request("eth_accounts"))[0]
+            transfer = {"from": funder, "to": address, "value": hex(wei)}
+            await self._request("eth_sendTransaction", transfer)
             return
-
-        async def set_balance(w3: AsyncWeb3[Any]) -> None:
-            current = await w3.eth.get_balance(address)  # type: ignore[arg-type]
-            response = await w3.provider.make_request(
-                "anvil_setBalance",
-                [address, hex(current + wei)],
-            )
-            if "error" in response:
-                raise NodeRejected(str(response["error"]))
-
         try:
-            await self._call(set_balance)
-        except NodeRejected as exc:
+            current = quantity(await self._request("eth_getBalance", address, "latest"))
+            await self._request("anvil_setBalance", address, hex(current + wei))
+        except RpcError as exc:
             raise BadUserInput(f"chain {self.chain_id} has no dev faucet") from exc
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    from web3.exceptions import ProviderConnectionError, RequestTimedOut
-
-    if isinstance(exc, (ProviderConnectionError, RequestTimedOut)):
-        return True
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, aiohttp.ClientError)
 
 
 class Chains:
