@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt schema bench uv sync node
+.PHONY: run test check fmt schema bench uv sync node lambda
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -32,6 +32,11 @@ check: sync
 # Every benchmark in bench/, one after another (a few minutes); prints Markdown tables.
 bench: sync node
 	$(PY_UV) run --frozen --no-sync python -m bench
+
+# The worker's AWS Lambda package for the python3.12 runtime (x86_64): dist/walletql-worker-lambda.zip.
+# Bytecode goes in when a Python 3.12 is found; name one with LAMBDA_INTERPRETER=/path/to/python3.12.
+lambda: sync
+	$(PY_UV) run --frozen --no-sync python -m walletql.lambda_build $(if $(LAMBDA_INTERPRETER),--interpreter $(LAMBDA_INTERPRETER))
 
 schema: sync
 	$(PY_UV) run --frozen --no-sync walletql schema > schema.graphql
