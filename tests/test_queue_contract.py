@@ -1,4 +1,5 @@
-"""One contract for every queue adapter: PostgreSQL, SQS standard and SQS FIFO (on moto).
+"""One contract for every queue adapter: PostgreSQL, SQS standard and SQS FIFO (on moto),
+and SQS standard through botocore in a thread (the Lambda package's client).
 
 Each test runs against each adapter; visibility timeouts and delays are whole seconds, so
 the waits here are 1-2 s.
@@ -28,7 +29,7 @@ from tests.sqs_support import (
     receive_all,
 )
 
-ADAPTERS = ["postgres", "sqs", "sqs-fifo"]
+ADAPTERS = ["postgres", "sqs", "sqs-fifo", "sqs-botocore"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ async def _postgres_adapter(database_url: str) -> AsyncIterator[Adapter]:
 
 
 @asynccontextmanager
-async def _sqs_adapter(moto: MotoSqsServer, *, fifo: bool) -> AsyncIterator[Adapter]:
+async def _sqs_adapter(moto: MotoSqsServer, kind: str) -> AsyncIterator[Adapter]:
+    fifo = kind == "sqs-fifo"
     urls = await create_queues(moto.endpoint_url)
     queue_url, dlq_url = (
         (urls.fifo_url, urls.fifo_dlq_url) if fifo else (urls.standard_url, urls.standard_dlq_url)
@@ -100,6 +102,7 @@ async def _sqs_adapter(moto: MotoSqsServer, *, fifo: bool) -> AsyncIterator[Adap
         dead_letter_url=dlq_url,
         access_key_id=ACCESS_KEY_ID,
         secret_access_key=SECRET_ACCESS_KEY,
+        transport="botocore" if kind == "sqs-botocore" else "aioboto3",
     )
 
     async def dead_letters() -> list[DeadLetter]:
@@ -113,7 +116,7 @@ async def _sqs_adapter(moto: MotoSqsServer, *, fifo: bool) -> AsyncIterator[Adap
         ]
 
     try:
-        yield Adapter("sqs-fifo" if fifo else "sqs", queue, dead_letters)
+        yield Adapter(kind, queue, dead_letters)
     finally:
         await queue.close()
 
@@ -123,7 +126,7 @@ async def adapter(backing: Backing) -> AsyncIterator[Adapter]:
     if backing.moto is None:
         made = _postgres_adapter(backing.database_url)
     else:
-        made = _sqs_adapter(backing.moto, fifo=backing.kind == "sqs-fifo")
+        made = _sqs_adapter(backing.moto, backing.kind)
     async with made as value:
         yield value
 

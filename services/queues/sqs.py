@@ -1,4 +1,5 @@
-"""The SQS queue adapter (aioboto3), for standard and FIFO queues.
+"""The SQS queue adapter, for standard and FIFO queues, over aioboto3 or botocore in a
+thread (``sqs_clients.py``).
 
 Delays are whole seconds in SQS: a fractional ``delay_seconds`` is rounded up. FIFO queues
 (URL ending in ``.fifo``) refuse per-message delays, so a delayed FIFO message carries its due
@@ -15,13 +16,12 @@ import hashlib
 import logging
 import math
 import time
-from contextlib import AsyncExitStack
 from typing import Any
 
-import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.queues import Message
+from services.queues.sqs_clients import SqsEndpoint, SqsTransport, sqs_client
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _describe(exc: Exception) -> str:
 
 
 class SqsQueue:
-    """One SQS queue; one long-lived client, created on first use and closed by ``close()``."""
+    """One SQS queue; one long-lived client, opened on first use and closed by ``close()``."""
 
     def __init__(
         self,
@@ -57,41 +57,20 @@ class SqsQueue:
         dead_letter_url: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        transport: SqsTransport | None = None,
     ) -> None:
+        """``transport``: None picks aioboto3 when it is installed, else botocore."""
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
         self.fifo = queue_url.endswith(".fifo")
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._access_key_id = access_key_id
-        self._secret_access_key = secret_access_key
-        self._stack: AsyncExitStack | None = None
-        self._client: Any = None
-        self._opening = asyncio.Lock()
-
-    async def _sqs(self) -> Any:
-        if self._client is None:
-            async with self._opening:
-                if self._client is None:
-                    session = aioboto3.Session(
-                        aws_access_key_id=self._access_key_id,
-                        aws_secret_access_key=self._secret_access_key,
-                        region_name=self._region,
-                    )
-                    stack = AsyncExitStack()
-                    self._client = await stack.enter_async_context(
-                        session.client("sqs", endpoint_url=self._endpoint_url)
-                    )
-                    self._stack = stack
-        return self._client
+        endpoint = SqsEndpoint(region, endpoint_url, access_key_id, secret_access_key)
+        self._client = sqs_client(endpoint, transport)
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        client = await self._sqs()
         try:
-            response: dict[str, Any] = await getattr(client, operation)(**params)
+            return await self._client.call(operation, params)
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"SQS {operation} failed: {_describe(exc)}") from exc
-        return response
 
     async def send(
         self,
@@ -225,6 +204,4 @@ class SqsQueue:
         await self.ack(message)
 
     async def close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        await self._client.close()
