@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import Schema
 from strawberry.extensions import (
-    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.documents import DocumentCache, Limits, checked_documents
 from schema.errors import ErrorCodes
 from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_MAP
-
-
-class ParserCacheKeepingErrors(ParserCache):
-    """strawberry's ParserCache raises syntax errors outside the operation hooks, so they
-    would skip ErrorCodes. Leave the document unset instead: strawberry then parses it
-    itself and reports the error through the normal path."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
-        yield
 
 
 class WalletqlSchema(Schema):
@@ -54,9 +37,13 @@ def build_schema(
     max_aliases: int = 15,
     max_tokens: int = 2000,
     introspection: bool = True,
+    max_cost: int = 10_000,
+    max_selections: int = 2_000,
+    cache_bytes: int = 32 * 1024 * 1024,
+    cache_max_query_bytes: int = 32 * 1024,
 ) -> Schema:
     # The limit rules are built once: strawberry's limiters create a new rule class per
-    # instance, and ValidationCache keys on the rules, so per-request rules never hit.
+    # instance. Validation results are cached per query text with the parsed document.
     rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
@@ -67,9 +54,11 @@ def build_schema(
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: ParserCacheKeepingErrors(maxsize=1024),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=1024),
+        checked_documents(
+            DocumentCache(cache_bytes, cache_max_query_bytes),
+            rules,
+            Limits(max_cost=max_cost, max_selections=max_selections),
+        ),
     ]
     return WalletqlSchema(
         query=Query,

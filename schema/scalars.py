@@ -11,7 +11,7 @@ from strawberry.types.scalar import ScalarDefinition
 from services.errors import BadUserInput
 from services.validation import UINT256_MAX, parse_address
 
-_DECIMAL = re.compile(r"^[0-9]{1,78}$")
+_DECIMAL = re.compile(r"[0-9]{1,78}")
 
 
 def _parse_bigint(value: object) -> int:
@@ -20,7 +20,7 @@ def _parse_bigint(value: object) -> int:
         raise BadUserInput("expected a non-negative integer")
     if isinstance(value, int):
         parsed = value
-    elif isinstance(value, str) and _DECIMAL.match(value):
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value):
         parsed = int(value)
     else:
         raise BadUserInput("expected a non-negative integer as a decimal string")
@@ -35,11 +35,11 @@ def _parse_address(value: object) -> str:
     return parse_address(value, field="address")
 
 
-_HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 
 def _parse_hex(value: object) -> str:
-    if not isinstance(value, str) or not _HEX.match(value):
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
         raise BadUserInput("expected 0x-prefixed hex of even length")
     return value.lower()
 

@@ -19,7 +19,7 @@ from services.validation import parse_address
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,31}")
 
 
 def check_password_strength(password: str, field: str = "password") -> None:

@@ -6,7 +6,7 @@ import re
 
 from services.errors import BadUserInput
 
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 UINT256_MAX = 2**256 - 1
 
 
@@ -15,7 +15,7 @@ def parse_address(value: str, *, field: str) -> str:
     # eth_utils costs ~0.1 s to import; nothing on the start-up path needs it.
     from eth_utils.address import is_checksum_address, to_checksum_address
 
-    if not _ADDRESS.match(value):
+    if not _ADDRESS.fullmatch(value):
         raise BadUserInput("not a 20-byte 0x-hex address", field=field)
     body = value[2:]
     mixed = body != body.lower() and body != body.upper()

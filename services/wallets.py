@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -17,13 +16,14 @@ from db.repositories import WalletRepository
 from services.auth import Principal
 from services.chains import Chains
 from services.errors import BadUserInput, DecryptionFailed, Forbidden, NotFound, WrongPassword
+from services.json_limits import parse_json_text
 from services.keys import KdfParams, KeyVault, SealedKey
 from services.passwords import PasswordGuard
 from services.tokens import TokenBalance, format_units, read_token
 from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
 from services.users import check_password_strength
 
-_HEX_MESSAGE = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+_HEX_MESSAGE = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,9 @@ class WalletService:
         from eth_account.messages import encode_defunct
 
         if encoding == "AUTO":
-            encoding = "HEX" if _HEX_MESSAGE.match(message) and len(message) > 2 else "TEXT"
+            encoding = "HEX" if _HEX_MESSAGE.fullmatch(message) and len(message) > 2 else "TEXT"
         if encoding == "HEX":
-            if not _HEX_MESSAGE.match(message):
+            if not _HEX_MESSAGE.fullmatch(message):
                 raise BadUserInput("expected 0x-hex bytes of even length", field="message")
             signable = encode_defunct(primitive=bytes.fromhex(message[2:]))
         else:
@@ -167,10 +167,7 @@ class WalletService:
         from services.typed_data import validate_typed_data
 
         if isinstance(typed_data, str):  # clients often send JSON.stringify(typedData)
-            try:
-                typed_data = json.loads(typed_data)
-            except ValueError:
-                raise BadUserInput("typedData is not valid JSON", field="typedData") from None
+            typed_data = parse_json_text(typed_data, field="typedData")
         validate_typed_data(typed_data)
         try:
             signable = encode_typed_data(full_message=typed_data)

@@ -17,8 +17,10 @@ from starlette.staticfiles import StaticFiles
 from services.container import Services
 from walletql.access_log import AccessLog
 from walletql.api_runtime import start_api
+from walletql.body_limit import BodyLimit
 from walletql.devauth import DevSigner
 from walletql.graphql_view import GraphQLView
+from walletql.recursion import pin_recursion_limit
 from walletql.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -39,6 +41,7 @@ def create_app(
     if not url:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
 
+    pin_recursion_limit()
     # The dev key is read once: it signs nothing here, but verifies tokens and is published.
     signer = DevSigner(settings.data_dir) if settings.dev_auth else None
 
@@ -75,5 +78,8 @@ def create_app(
     if settings.graphiql_enabled:
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_read_timeout_seconds
+    )
     app.add_middleware(AccessLog)
     return app

@@ -60,6 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from walletql.app import create_app
+    from walletql.server import uvicorn_config
 
     with database(settings) as url:
         if settings.should_migrate_on_start:
@@ -75,18 +76,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             print(f"\nwalletql dev server: {base}/graphql", file=sys.stderr)
             print(f"GraphiQL with this token: {base}/graphql?token={token}", file=sys.stderr)
             print(f"dev token (sub=dev-user, 12 h):\n{token}\n", file=sys.stderr)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            ws="websockets-sansio",
-            # permessage-deflate keeps ~40 KiB of compression state per socket; our frames are
-            # small JSON, so memory per idle subscription matters more (see bench/fanout.py).
-            ws_per_message_deflate=False,
-            lifespan="on",
-        )
+        config = uvicorn_config(app, settings)
         # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
         # finally blocks above (stopping the embedded PostgreSQL) instead of killing us.
         signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -11,16 +11,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
 from schema import build_schema
 from schema.context import Context
 from services.errors import Unauthenticated
+from walletql.guarded_view import GuardedGraphQL
 from walletql.settings import Settings
 
 
-class GraphQLView(GraphQL[Context, None]):
+class GraphQLView(GuardedGraphQL):
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(
@@ -28,6 +28,10 @@ class GraphQLView(GraphQL[Context, None]):
                 max_aliases=settings.max_aliases,
                 max_tokens=settings.max_tokens,
                 introspection=settings.introspection_enabled,
+                max_cost=settings.max_query_cost,
+                max_selections=settings.max_expanded_selections,
+                cache_bytes=settings.document_cache_bytes,
+                cache_max_query_bytes=settings.document_cache_max_query_bytes,
             ),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),

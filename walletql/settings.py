@@ -109,6 +109,19 @@ class Settings(BaseSettings):
     ws_init_timeout_seconds: float = Field(default=5.0, gt=0)
     ws_max_subscriptions: int = Field(default=20, ge=1)
     subscriber_buffer: int = Field(default=256, ge=1)
+    max_query_cost: int = Field(default=10_000, ge=1)
+    max_expanded_selections: int = Field(default=2_000, ge=1)
+    document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    document_cache_max_query_bytes: int = Field(default=32 * 1024, ge=0)
+
+    # Connections and bodies (README "Limits")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    ws_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_connections_per_ip: int = Field(default=256, ge=0)  # 0: no limit
 
     @field_validator("jwt_algorithms")
     @classmethod

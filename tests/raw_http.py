@@ -1,0 +1,70 @@
+"""HTTP over a bare socket, for requests a polite client cannot send: bodies the server
+refuses halfway, headers dribbled out byte by byte."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+async def _send(writer: asyncio.StreamWriter, head: bytes, chunks: AsyncIterator[bytes]) -> None:
+    # The server may answer and close before the body is sent: that is the point.
+    with contextlib.suppress(ConnectionError):
+        writer.write(head)
+        async for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+
+
+async def request(
+    port: int, head: bytes, chunks: AsyncIterator[bytes], timeout: float = 60
+) -> tuple[int, dict[str, Any] | None]:
+    """Send ``head`` and the body chunks while reading; the status and the JSON body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sender = asyncio.create_task(_send(writer, head, chunks))
+    try:
+        async with asyncio.timeout(timeout):
+            raw = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := await reader.read(65536):
+                    raw += chunk
+                    if _complete(raw):
+                        break
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        writer.close()
+    head_part, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head_part.split(b" ", 2)[1]) if head_part else 0
+    return status, json.loads(body) if body else None
+
+
+def _complete(raw: bytes) -> bool:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def post_head(path: str, *, content_length: int | None = None) -> bytes:
+    length = (
+        f"content-length: {content_length}\r\n"
+        if content_length is not None
+        else "transfer-encoding: chunked\r\n"
+    )
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{length}\r\n"
+    ).encode()
+
+
+async def chunked(pieces: int, size: int) -> AsyncIterator[bytes]:
+    for _ in range(pieces):
+        yield b"%x\r\n" % size + b" " * size + b"\r\n"

@@ -1,0 +1,34 @@
+"""Requests refused before GraphQL runs: a status, a stable code and a JSON body."""
+
+from __future__ import annotations
+
+from cross_web import HTTPException
+from starlette.responses import JSONResponse
+
+# The code of each status strawberry itself may refuse a request with.
+_CODES = {404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE", 408: "REQUEST_TIMEOUT"}
+
+
+class RequestRejected(HTTPException):
+    """An HTTP request that never reaches execution, with the code the client sees."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(status_code, message)
+        self.code = code
+
+
+def error_body(code: str, message: str) -> dict[str, object]:
+    """The GraphQL error shape, so clients read one format for every refusal."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def rejection_response(exc: HTTPException) -> JSONResponse:
+    code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "BAD_REQUEST")
+    return error_response(exc.status_code, code, exc.reason)
+
+
+def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+    response = JSONResponse(error_body(code, message), status_code=status_code)
+    if status_code in (408, 413):  # the rest of the body is never read: end the connection
+        response.headers["connection"] = "close"
+    return response
