@@ -20,10 +20,15 @@ async def _send(writer: asyncio.StreamWriter, head: bytes, chunks: AsyncIterator
 
 
 async def request(
-    port: int, head: bytes, chunks: AsyncIterator[bytes], timeout: float = 60
-) -> tuple[int, dict[str, Any] | None]:
-    """Send ``head`` and the body chunks while reading; the status and the JSON body."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    port: int,
+    head: bytes,
+    chunks: AsyncIterator[bytes],
+    timeout: float = 60,
+    source: str = "127.0.0.1",
+) -> tuple[int, Any]:
+    """Send ``head`` and the body chunks while reading; the status and the JSON body.
+    ``source`` is the local address to connect from (any 127.0.0.x is loopback)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     sender = asyncio.create_task(_send(writer, head, chunks))
     try:
         async with asyncio.timeout(timeout):
@@ -68,3 +73,9 @@ def post_head(path: str, *, content_length: int | None = None) -> bytes:
 async def chunked(pieces: int, size: int) -> AsyncIterator[bytes]:
     for _ in range(pieces):
         yield b"%x\r\n" % size + b" " * size + b"\r\n"
+
+
+async def plain(pieces: int, size: int, fill: bytes = b" ") -> AsyncIterator[bytes]:
+    piece = (fill * (size // max(len(fill), 1) + 1))[:size]
+    for _ in range(pieces):
+        yield piece

@@ -68,7 +68,8 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
     class GuardedWebSocket(WebSocketsSansIOProtocol):
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)
-            limits.release(getattr(self.transport, "_walletql_ip", None))
+            # Admitted by the HTTP protocol that upgraded; released when the socket goes.
+            limits.release(self.client[0] if self.client else None)
 
     class GuardedHttp(HttpToolsProtocol):
         def __init__(
@@ -92,8 +93,6 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
                 transport.close()
                 return
             self._admitted_ip = ip
-            # The websocket protocol takes this transport over on upgrade and releases it.
-            transport._walletql_ip = ip  # type: ignore[attr-defined]
             self._arm_header_deadline()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -134,7 +133,7 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
             super().on_headers_complete()
 
         def handle_websocket_upgrade(self) -> None:
-            self._upgraded = True
+            self._upgraded = True  # the websocket protocol releases the slot
             super().handle_websocket_upgrade()
 
         def on_response_complete(self) -> None:
