@@ -15,12 +15,15 @@ from schema.transaction_types import (
 from services.domain import TransactionStatus
 from services.errors import BadUserInput
 from services.transactions import SubmitRequest, encode_cursor
+from services.validation import check_text
 
 
 async def submit_transaction(info: Info, input: SubmitTransactionInput) -> TransactionType:
     ctx = info.context
     if input.idempotency_key is not None and not 1 <= len(input.idempotency_key) <= 255:
         raise BadUserInput("idempotencyKey must have 1 to 255 characters", field="idempotencyKey")
+    if input.idempotency_key is not None:
+        check_text(input.idempotency_key, field="idempotencyKey")
     request = SubmitRequest(
         to=input.to,
         chain_id=input.chain_id,

@@ -44,8 +44,11 @@ def _parse_hex(value: object) -> str:
     return value.lower()
 
 
+_CHAIN_ID = re.compile(r"[0-9]{1,16}")  # ASCII digits only: "²".isdigit() is true
+
+
 def _parse_chain_id(value: object) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _CHAIN_ID.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**53:
         raise BadUserInput("expected a chain id: a positive integer below 2^53")

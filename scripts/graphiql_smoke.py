@@ -30,6 +30,8 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from walletql.graphiql import security_headers
+
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "walletql" / "static" / "graphiql"
 TOKEN = "smoke-token-123"
@@ -57,7 +59,8 @@ def find_chromium() -> str | None:
 
 def start_server(html: str) -> tuple[uvicorn.Server, threading.Thread, int]:
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(html)
+        # With the page's real headers: the CSP must let GraphiQL render.
+        return HTMLResponse(html, headers=security_headers(html))
 
     app = Starlette(
         routes=[

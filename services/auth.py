@@ -16,6 +16,7 @@ from services.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
 
+MAX_SUB = 255
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -140,6 +141,9 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
             raise Unauthenticated("token has no subject")
+        # The subject is stored (users.sub is VARCHAR(255)) and looked up: bounded, valid text.
+        if len(sub) > MAX_SUB or "\x00" in sub or not _encodes(sub):
+            raise Unauthenticated(f"token subject must be text of at most {MAX_SUB} characters")
         scopes = _scopes(claims)
         if self._required_scope and self._required_scope not in scopes:
             raise Unauthenticated(f"token lacks scope {self._required_scope}")
@@ -153,6 +157,14 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("expected 'Bearer <token>'")
         return await self.verify(token.strip())
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scopes(claims: dict[str, Any]) -> frozenset[str]:

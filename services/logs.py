@@ -1,4 +1,5 @@
-"""Log redaction for every layer: no SQL text, no credentials in URLs, no tracebacks.
+"""Log redaction for every layer: no SQL text, no credentials in URLs, no tracebacks, and no
+control characters (each record is one line).
 
 ``describe_exception`` makes the one-line form of an error; ``RedactingFilter`` applies it
 (and the URL rule) to every record a handler emits, whichever layer logged it. The
@@ -15,6 +16,17 @@ from pathlib import Path
 _URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]*@)?(?P<host>[^/\s:?#]+)[^\s'\"]*")
 # SQLAlchemy appends the statement and its parameters to an error's text.
 _SQL_TAIL = re.compile(r"\s*\[SQL: .*", re.S)
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: a request path
+# with a decoded newline ("GET /x%0a…") must not start a forged line of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Each control character as a visible escape (``\\x0a``), so a record stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else
+                        f"\\u{ord(m[0]):04x}", text)  # fmt: skip
 
 
 def redact(text: str) -> str:
@@ -52,7 +64,7 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             message = f"{message}: {describe_exception(record.exc_info[1])}"
-        record.msg, record.args = redact(message), ()
+        record.msg, record.args = escape_controls(redact(message)), ()
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 

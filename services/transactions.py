@@ -66,8 +66,12 @@ def encode_cursor(tx: Transaction) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         created, _, tx_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(tx_id)
-    except ValueError as exc:
+        at = datetime.fromisoformat(created)
+        # Ours are timezone-aware and recent; an extreme date would overflow in the database.
+        if at.tzinfo is None or not 1970 < at.astimezone(UTC).year < 9000:
+            raise ValueError("not one of our timestamps")
+        return at, uuid.UUID(tx_id)
+    except (ValueError, OverflowError, IndexError) as exc:
         raise BadUserInput("not a cursor returned by this API", field="after") from exc
 
 

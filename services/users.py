@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +16,7 @@ from db.repositories import UserProfile, UserRepository, WalletRepository
 from services.auth import Principal
 from services.errors import BadUserInput, NotFound, UserExists, WeakPassword
 from services.keys import KeyVault
-from services.validation import parse_address
+from services.validation import check_text, parse_address
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -23,6 +24,7 @@ _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,31}")
 
 
 def check_password_strength(password: str, field: str = "password") -> None:
+    check_text(password, field=field)
     if len(password) < MIN_PASSWORD:
         raise WeakPassword(f"password must have at least {MIN_PASSWORD} characters", field=field)
     if len(password) > MAX_PASSWORD:
@@ -65,7 +67,11 @@ class UserService:
     ) -> UserProfile:
         """Create the caller's user and a wallet whose key is sealed by ``password``."""
         check_password_strength(password)
-        if username is not None and not _USERNAME.match(username):
+        if username is not None:
+            # Compared and stored after NFKC (fullwidth and compatibility forms fold to ASCII);
+            # the result must be ASCII, so lower() in the unique index is full case folding.
+            username = unicodedata.normalize("NFKC", username)
+        if username is not None and not _USERNAME.fullmatch(username):
             raise BadUserInput(
                 "username must be 3-32 letters, digits, '.', '_' or '-', starting with a "
                 "letter or digit",

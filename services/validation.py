@@ -22,3 +22,15 @@ def parse_address(value: str, *, field: str) -> str:
     if mixed and not is_checksum_address(value):
         raise BadUserInput("address checksum (EIP-55) is wrong", field=field)
     return str(to_checksum_address(value))
+
+
+def check_text(value: str, *, field: str) -> str:
+    """Text that is stored or hashed: no NUL (PostgreSQL refuses it) and no lone surrogate
+    (it has no UTF-8 encoding)."""
+    if "\x00" in value:
+        raise BadUserInput(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadUserInput(f"{field} is not valid Unicode text", field=field) from None
+    return value

@@ -22,6 +22,7 @@ from services.passwords import PasswordGuard
 from services.tokens import TokenBalance, format_units, read_token
 from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
 from services.users import check_password_strength
+from services.validation import check_text
 
 _HEX_MESSAGE = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
@@ -87,6 +88,7 @@ class WalletService:
 
         The wallet is read in a short read-only session, so no pooled connection waits through
         the KDF; with ``lock`` it is read again, locked, in the caller's unit of work."""
+        check_text(password, field=field)
         async with read_only(self._reads) as reader:
             wallet = await self._wallet(reader, principal)
         # One attempt per user at a time in this process: check, KDF and the failure record
@@ -103,7 +105,17 @@ class WalletService:
                 await self._guard.record_failure(wallet.user_id)
                 raise WrongPassword("wrong password", field=field) from None
         if lock:
-            wallet = await self._wallet(uow, principal, lock=True)
+            locked = await self._wallet(uow, principal, lock=True)
+            if (locked.ciphertext, locked.salt) != (wallet.ciphertext, wallet.salt):
+                # Re-sealed (a concurrent changePassword) between the read and the lock: the
+                # password must open what is current, or the last change would win silently.
+                try:
+                    key = await self._vault.open(
+                        sealed_of(locked), password, user_id=locked.user_id, address=locked.address
+                    )
+                except DecryptionFailed:
+                    raise WrongPassword("wrong password", field=field) from None
+            wallet = locked
         await self._guard.clear(uow, wallet.user_id)
         return Unlocked(wallet, key)
 
@@ -147,7 +159,7 @@ class WalletService:
                 raise BadUserInput("expected 0x-hex bytes of even length", field="message")
             signable = encode_defunct(primitive=bytes.fromhex(message[2:]))
         else:
-            signable = encode_defunct(text=message)
+            signable = encode_defunct(text=check_text(message, field="message"))
         unlocked = await self.unlock(uow, principal, password)
         signed = Account.sign_message(signable, unlocked.key)
         return SignedMessage(

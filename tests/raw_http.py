@@ -45,7 +45,9 @@ async def request(
         writer.close()
     head_part, _, body = raw.partition(b"\r\n\r\n")
     status = int(head_part.split(b" ", 2)[1]) if head_part else 0
-    return status, json.loads(body) if body else None
+    if body[:1] in (b"{", b"["):
+        return status, json.loads(body)
+    return status, body.decode(errors="replace") or None
 
 
 def _complete(raw: bytes) -> bool:
@@ -59,14 +61,18 @@ def _complete(raw: bytes) -> bool:
     return False
 
 
-def post_head(path: str, *, content_length: int | None = None) -> bytes:
+def post_head(
+    path: str, *, content_length: int | None = None, expect_continue: bool = False
+) -> bytes:
+    expect = "expect: 100-continue\r\n" if expect_continue else ""
     length = (
         f"content-length: {content_length}\r\n"
         if content_length is not None
         else "transfer-encoding: chunked\r\n"
     )
     return (
-        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{length}\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"{length}{expect}\r\n"
     ).encode()
 
 

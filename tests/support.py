@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 from types import TracebackType
@@ -80,9 +81,10 @@ class LiveServer:
         if token is not None:
             sent["authorization"] = f"Bearer {token}"
         async with httpx.AsyncClient(timeout=120) as client:
-            response = await client.post(
-                self.graphql_url, json={"query": query, "variables": variables or {}}, headers=sent
-            )
+            # json.dumps escapes to ASCII: a lone surrogate is sent as \ud800, like a browser.
+            body = json.dumps({"query": query, "variables": variables or {}})
+            sent.setdefault("content-type", "application/json")
+            response = await client.post(self.graphql_url, content=body, headers=sent)
         assert response.headers["content-type"].startswith("application/json"), response.text
         body: dict[str, Any] = response.json()
         return body

@@ -2,7 +2,7 @@
 
 A declared Content-Length above the cap is refused before a byte is read (413); a chunked
 body is counted as it arrives and refused as soon as it passes the cap. A client that sends
-its body too slowly gets 408. Both answers close the connection: the rest is never read.
+its body too slowly gets 408. The rest of the body is never handed to the app.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from services.container import Services
 from services.errors import DomainError
+from services.json_limits import loads_bounded
 from services.validation import UINT256_MAX, parse_address
 
 
@@ -15,9 +16,11 @@ async def faucet(request: Request) -> JSONResponse:
     services: Services = request.state.services
     try:
         await services.verifier.verify_header(request.headers.get("authorization"))
-        body = await request.json()
+        body = loads_bounded(await request.body())
+        if not isinstance(body, dict):
+            raise TypeError("the body must be a JSON object")
         address = parse_address(str(body.get("address")), field="address")
-        wei = int(body.get("wei"))
+        wei = int(str(body.get("wei")))
         if not 0 < wei <= UINT256_MAX:
             raise ValueError("wei out of range")
         chain_id = body.get("chainId")

@@ -75,6 +75,7 @@ class GraphQLView(GuardedGraphQL):
                 expiry.cancel()
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        from walletql.graphiql import graphiql_html
+        from walletql.graphiql import graphiql_html, security_headers
 
-        return HTMLResponse(graphiql_html())
+        page = graphiql_html()
+        return HTMLResponse(page, headers=security_headers(page))

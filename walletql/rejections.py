@@ -28,7 +28,6 @@ def rejection_response(exc: HTTPException) -> JSONResponse:
 
 
 def error_response(status_code: int, code: str, message: str) -> JSONResponse:
-    response = JSONResponse(error_body(code, message), status_code=status_code)
-    if status_code in (408, 413):  # the rest of the body is never read: end the connection
-        response.headers["connection"] = "close"
-    return response
+    # 413 and 408 keep the connection: the server discards the rest of the body within the
+    # header deadline (walletql/server.py), so the client reads this answer, not a reset.
+    return JSONResponse(error_body(code, message), status_code=status_code)

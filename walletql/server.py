@@ -5,6 +5,7 @@ from one address. The protocol classes here add, per connection:
 
 - a header deadline: a request's headers must be complete within ``header_timeout`` of the
   connection opening (or of the previous response), else the socket is closed (slowloris);
+  the rest of a body refused unread (413) is discarded within that deadline too;
 - a header size cap (431), since httptools buffers header lines without a bound;
 - a cap on open connections per client IP (HTTP and websocket alike), answered with 429.
 """
@@ -84,6 +85,7 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
             self._header_deadline: asyncio.TimerHandle | None = None
             self._admitted_ip: str | None = None
             self._upgraded = False
+            self._draining = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -121,7 +123,7 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             # Counted after parsing: a first chunk may carry a body after complete headers.
-            if self._header_deadline is not None:
+            if self._header_deadline is not None and not self._draining:
                 self._header_bytes += len(data)
                 if self._header_bytes > limits.max_header_bytes:
                     self._disarm_header_deadline()
@@ -138,9 +140,25 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
 
         def on_response_complete(self) -> None:
             idle = not self.pipeline  # a pipelined request already has its headers
+            unread = self.cycle is not None and self.cycle.more_body
             super().on_response_complete()
-            # The next request on a kept-alive socket gets a fresh header deadline.
-            if idle and not self.transport.is_closing():
+            if self.transport.is_closing():
+                return
+            if unread:
+                # Answered before the body ended (413, 408). Closing now, with the body
+                # still arriving, would reset the socket and the client would never read
+                # the answer; instead the rest is discarded as it comes (uvicorn drops body
+                # bytes after a response), within the same deadline as headers.
+                self._draining = True
+                self._arm_header_deadline()
+            elif idle:
+                # The next request on a kept-alive socket gets a fresh header deadline.
+                self._arm_header_deadline()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            if self._draining:  # the refused body has ended: back to waiting for headers
+                self._draining = False
                 self._arm_header_deadline()
 
     return GuardedHttp, GuardedWebSocket
