@@ -13,17 +13,23 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from db.url import DatabaseUrl, as_database_url
+
 log = logging.getLogger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: DatabaseUrl | str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine for the parsed URL: its TLS, timeout and application name apply to every
+    pooled connection."""
+    database = as_database_url(url)
     # SQLAlchemy logs statements whenever its logger is enabled for INFO, as a global
     # DEBUG level would do; SQL text must never reach the logs.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     return create_async_engine(
-        url,
+        database.sqlalchemy_url(),
+        connect_args=database.connect_args(),
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it costs three round trips per checkout. A connection that died

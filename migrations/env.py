@@ -6,12 +6,21 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from db.engine import create_engine
 from db.models import Base
+from db.url import DatabaseUrl, parse_database_url
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _database_url() -> DatabaseUrl:
+    """The URL ``walletql.migrate.alembic_config`` parsed, else the ini's ``sqlalchemy.url``."""
+    parsed = config.attributes.get("database_url")
+    if isinstance(parsed, DatabaseUrl):
+        return parsed
+    return parse_database_url(config.get_main_option("sqlalchemy.url") or "")
 
 
 def _run(connection: Connection) -> None:
@@ -21,7 +30,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_engine(_database_url(), pool_size=1)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

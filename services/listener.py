@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class PostgresListener:
-    def __init__(self, dsn: str, hub: EventHub, *, health_interval: float = 2.0) -> None:
-        self._dsn = dsn
+    def __init__(
+        self, connect_args: dict[str, Any], hub: EventHub, *, health_interval: float = 2.0
+    ) -> None:
+        """``connect_args``: everything ``asyncpg.connect`` needs (address, TLS, timeout)."""
+        self._connect_args = connect_args
         self._hub = hub
         self._health_interval = health_interval
         self._task: asyncio.Task[None] | None = None
@@ -43,7 +46,7 @@ class PostgresListener:
         first = True
         while True:
             try:
-                connection = await asyncpg.connect(self._dsn)
+                connection = await asyncpg.connect(**self._connect_args)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("event listener cannot connect (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(backoff)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from db.url import DatabaseUrl
 from services.auth import JwksCache, JwksFetcher, TokenVerifier, http_jwks_fetcher
 from services.container import Services
 from services.faucet import Faucet
@@ -29,10 +30,9 @@ class ApiRuntime:
     services: Services
     hub: EventHub
 
-    async def listen(self, database_url: str) -> None:
+    async def listen(self, database_url: DatabaseUrl) -> None:
         """Start this process's event listener: committed events reach the hub."""
-        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        listener: EventSource = PostgresListener(dsn, self.hub)
+        listener: EventSource = PostgresListener(database_url.asyncpg_kwargs(), self.hub)
         await listener.start()
         self.core.closers.append(listener.close)
 
@@ -75,7 +75,7 @@ def load_pepper(settings: Settings) -> bytes:
 
 
 async def start_api(
-    settings: Settings, database_url: str, signer: DevSigner | None = None
+    settings: Settings, database_url: DatabaseUrl | str, signer: DevSigner | None = None
 ) -> ApiRuntime:
     """The core runtime and the API's services on top of it."""
     core = await start_core(settings, database_url)

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from db.url import DatabaseUrl, as_database_url
 from services.container import Services
 from walletql.access_log import AccessLog
 from walletql.api_runtime import start_api
@@ -31,14 +32,12 @@ class State(TypedDict):
 
 
 def create_app(
-    settings: Settings, database_url: str | None = None, *, run_worker: bool = False
+    settings: Settings, database_url: DatabaseUrl | str | None = None, *, run_worker: bool = False
 ) -> Starlette:
     """The ASGI app. ``database_url`` overrides the setting (the embedded server's URL);
     ``run_worker`` runs the queue worker and the sweeper inside this process."""
-    url = database_url or (
-        settings.database_url.get_secret_value() if settings.database_url else ""
-    )
-    if not url:
+    url = as_database_url(database_url) if database_url is not None else settings.database
+    if url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
 
     pin_recursion_limit()

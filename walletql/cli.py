@@ -13,7 +13,9 @@ from decimal import Decimal
 from types import FrameType
 from typing import Any
 
+from db.url import DatabaseUrl, parse_database_url
 from walletql.settings import Settings
+from walletql.startup import StartupError, load_settings
 
 log = logging.getLogger("walletql")
 
@@ -30,10 +32,10 @@ def configure_logging(level: str) -> None:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
+def database(settings: Settings) -> Iterator[DatabaseUrl]:
     """Yield the database URL, starting the embedded PostgreSQL when none is configured."""
-    if settings.database_url is not None:
-        yield settings.database_url.get_secret_value()
+    if settings.database is not None:
+        yield settings.database
         return
     from walletql.embedded_pg import EmbeddedPostgres
 
@@ -41,9 +43,17 @@ def database(settings: Settings) -> Iterator[str]:
     server = EmbeddedPostgres(settings.data_dir)
     url = server.start()
     try:
-        yield url
+        yield parse_database_url(url)
     finally:
         server.stop()
+
+
+def check_schema(settings: Settings, url: DatabaseUrl, *, migrate: bool | None = None) -> None:
+    """Refuse to start on a database that is not at this code's migrations (or migrate it)."""
+    from walletql.schema_version import ensure_schema
+
+    wanted = settings.should_migrate_on_start if migrate is None else migrate
+    asyncio.run(ensure_schema(url, migrate=wanted))
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -63,10 +73,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from walletql.server import uvicorn_config
 
     with database(settings) as url:
-        if settings.should_migrate_on_start:
-            from walletql.migrate import upgrade  # alembic costs ~0.1 s to import
-
-            upgrade(url)
+        check_schema(settings, url)
         app = create_app(settings, database_url=url, run_worker=not args.no_worker)
         base = f"http://{settings.host}:{settings.port}"
         if settings.dev_auth:
@@ -99,15 +106,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from walletql.runtime import serve_worker
 
     with database(settings) as url:
+        check_schema(settings, url)
         run_loop(serve_worker(settings, url))
     return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from walletql.migrate import upgrade
-
     with database(settings) as url:
-        upgrade(url)
+        # Upgrades a database that is behind; refuses one migrated by newer code.
+        check_schema(settings, url, migrate=True)
     print("database is at the latest migration", file=sys.stderr)
     return 0
 
@@ -201,9 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if v is not None
     }
-    settings = Settings(**overrides)
-    configure_logging(settings.log_level)
-    return int(args.func(settings, args))
+    try:
+        settings = load_settings(**overrides)
+        configure_logging(settings.log_level)
+        return int(args.func(settings, args))
+    except StartupError as exc:
+        print(f"walletql: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

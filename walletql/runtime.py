@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.engine import create_engine, create_read_session_factory, create_session_factory
+from db.url import DatabaseUrl
 from services.chains import Chain, ChainConfig, Chains
 from services.pipeline import TransactionProcessor
 from services.queues import Queue
@@ -110,7 +111,7 @@ def build_chains(
 
 async def start_core(
     settings: Settings,
-    database_url: str,
+    database_url: DatabaseUrl | str,
     *,
     chains: Chains | None = None,
     queue: Queue | None = None,
@@ -139,7 +140,7 @@ async def start_core(
 
 
 async def serve_worker(
-    settings: Settings, database_url: str, *, chains: Chains | None = None
+    settings: Settings, database_url: DatabaseUrl | str, *, chains: Chains | None = None
 ) -> None:
     """``walletql worker``: the worker and the sweeper until SIGTERM or SIGINT."""
     runtime = await start_core(settings, database_url, chains=chains)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.url import DatabaseUrl, parse_database_url
 
 EMBEDDED_RPC = "embedded"
 EMBEDDED_CHAIN_ID = 131277322940537  # the chain id of eth-tester's in-process EVM
@@ -36,7 +39,12 @@ class Settings(BaseSettings):
     """Runtime settings. With none set, the embedded defaults apply."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WALLETQL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="WALLETQL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A rejected value (a database URL with its password) never shows in an error.
+        hide_input_in_errors=True,
     )
 
     # Process
@@ -49,6 +57,7 @@ class Settings(BaseSettings):
     # Database: empty means "start the embedded PostgreSQL under data_dir".
     database_url: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1)
+    # serve, worker and the Lambda migrate at start instead of refusing an old schema.
     migrate_on_start: bool | None = None  # default: on when the database is embedded
 
     # Auth: empty jwks_url means "dev mode": a local RS256 key signs dev tokens.
@@ -123,6 +132,18 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_connections_per_ip: int = Field(default=256, ge=0)  # 0: no limit
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_means_embedded(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_database_url(value.get_secret_value())  # DatabaseUrlError is a ValueError
+        return value
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _only_asymmetric(cls, value: list[str]) -> list[str]:
@@ -158,6 +179,13 @@ class Settings(BaseSettings):
     def dev_auth(self) -> bool:
         """True while no external JWKS is configured: the local dev key signs tokens."""
         return not self.jwks_url
+
+    @cached_property
+    def database(self) -> DatabaseUrl | None:
+        """The parsed ``database_url``; None means "start the embedded PostgreSQL"."""
+        if self.database_url is None:
+            return None
+        return parse_database_url(self.database_url.get_secret_value())
 
     @property
     def embedded_database(self) -> bool:

@@ -9,10 +9,12 @@ visibility timeout; the others are deleted. Settings come from ``WALLETQL_*`` va
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any
 
 from services.queues import Message
 from walletql.settings import Settings
+from walletql.startup import StartupError, load_settings
 
 if TYPE_CHECKING:
     from walletql.runtime import CoreRuntime
@@ -32,10 +34,13 @@ class BatchHandler:
         from walletql.runtime import start_core
 
         if self._runtime is None:
-            url = self.settings.database_url
+            from walletql.schema_version import ensure_schema
+
+            url = self.settings.database
             if url is None:
-                raise RuntimeError("the Lambda worker needs WALLETQL_DATABASE_URL")
-            self._runtime = await start_core(self.settings, url.get_secret_value())
+                raise StartupError("the Lambda worker needs WALLETQL_DATABASE_URL")
+            await ensure_schema(url, migrate=self.settings.should_migrate_on_start)
+            self._runtime = await start_core(self.settings, url)
         worker = self._runtime.worker()
         failures = []
         for record in event.get("Records", []):
@@ -60,9 +65,15 @@ def handler(event: dict[str, Any], context: object) -> dict[str, list[dict[str, 
     global _loop, _handler
     if _loop is None:
         _loop = asyncio.new_event_loop()
-    if _handler is None:
-        from services.logs import install_redaction
+    try:
+        if _handler is None:
+            from services.logs import install_redaction
 
-        install_redaction()  # on the Lambda runtime's own log handler
-        _handler = BatchHandler(Settings())
-    return _loop.run_until_complete(_handler.handle(event))
+            install_redaction()  # on the Lambda runtime's own log handler
+            _handler = BatchHandler(load_settings())
+        return _loop.run_until_complete(_handler.handle(event))
+    except StartupError as exc:
+        # One line in the function's log and a failed init (Runtime.ExitError), instead of a
+        # traceback on every invocation of a container that can never work.
+        print(f"walletql: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
