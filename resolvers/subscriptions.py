@@ -9,6 +9,7 @@ import strawberry
 from schema.context import Info
 from schema.scalars import BigInt
 from schema.transaction_types import TransactionEventType
+from services import metrics
 
 
 async def transaction_status(
@@ -17,6 +18,7 @@ async def transaction_status(
     ctx = info.context
     principal = await ctx.principal()
     async for event in ctx.services.live.transaction_events(principal, str(id), after_seq):
+        metrics.TRANSACTION_STATUS_EVENTS.inc()
         yield TransactionEventType.from_model(event)
 
 
@@ -26,4 +28,5 @@ async def my_transactions(
     ctx = info.context
     principal = await ctx.principal()
     async for event in ctx.services.live.user_events(principal, after_seq):
+        metrics.MY_TRANSACTIONS_EVENTS.inc()
         yield TransactionEventType.from_model(event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from db.engine import UnitOfWork, read_only, unit_of_work
 from services.auth import Principal
 from services.container import Services
 from services.errors import Unauthenticated
+from services.request_context import request_id
 
 
 @dataclass
@@ -23,7 +23,8 @@ class Context:
     services: Services
     request: Request | WebSocket
     response: Response | WebSocket | None = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # The HTTP request's id (the access log line's), so an INTERNAL error can be found.
+    request_id: str = field(default_factory=request_id)
     # Set by strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None

@@ -6,14 +6,25 @@ import logging
 import re
 from collections.abc import Iterator
 
-from graphql import ArgumentNode, DocumentNode, GraphQLError, Node, ObjectFieldNode, Visitor, visit
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    GraphQLError,
+    Node,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    Visitor,
+    visit,
+)
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
+from services import metrics
 from services.errors import DomainError
 from services.logs import describe_exception
+from services.request_context import current_request
 
 log = logging.getLogger("walletql.errors")
 
@@ -100,8 +111,21 @@ def to_client_error(
     )
 
 
+def _operation_name(document: DocumentNode | None, provided: str | None) -> str | None:
+    """The name of the operation that ran: the requested one if the document has it, else
+    the document's only operation's name."""
+    if document is None:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    names = [op.name.value for op in operations if op.name is not None]
+    if provided is not None:
+        return provided if provided in names else None
+    return names[0] if len(operations) == 1 and names else None
+
+
 class ErrorCodes(SchemaExtension):
-    """Give every error a code; mask unexpected ones and log them with the request id."""
+    """Give every error a code; mask unexpected ones and log them with the request id.
+    Also tells the request's metrics which operation ran and whether errors went out."""
 
     def _rewrite(self, result: object) -> None:
         if not isinstance(result, (GraphQLExecutionResult, StrawberryExecutionResult)):
@@ -111,12 +135,20 @@ class ErrorCodes(SchemaExtension):
             request_id = getattr(context, "request_id", "-")
             document = self.execution_context.graphql_document
             result.errors = [to_client_error(e, request_id, document) for e in result.errors]
+            for error in result.errors:
+                metrics.count_error(str((error.extensions or {}).get("code", "INTERNAL")))
+            if (info := current_request.get()) is not None:
+                info.graphql_errors = True
 
     def on_operation(self) -> Iterator[None]:
         self._streamed = False
         yield
+        context = self.execution_context
+        if (info := current_request.get()) is not None:
+            name = _operation_name(context.graphql_document, context._provided_operation_name)
+            info.operation = metrics.operation_label(name)
         if not self._streamed:
-            self._rewrite(self.execution_context.result)
+            self._rewrite(context.result)
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         """Each result of a subscription, before it reaches the client."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 
+from services import metrics
 from services.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class JwksCache:
                 document = await self._fetch()
                 keys = jwt.PyJWKSet.from_dict(document).keys
             except Exception as exc:  # keep serving with the last good set
+                metrics.JWKS_FETCH_FAILURES.inc()
                 log.warning("JWKS fetch failed, keeping %d cached keys: %s", len(self._keys), exc)
                 return
             self._keys = {key.key_id: key for key in keys if key.key_id}

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from db.engine import UnitOfWork
 from db.models import Transaction, TransactionEvent, User
+from services import metrics
 from services.domain import TransactionStatus
 
 CHANNEL = "walletql_events"
@@ -55,6 +56,11 @@ async def record_event(
         at=datetime.now(UTC),
     )
     uow.session.add(event)
+
+    async def count() -> None:
+        metrics.count_status_change(status.value)
+
+    uow.after_commit(count)  # counted once committed: a rollback changed nothing
     # NOTIFY inside the transaction: PostgreSQL delivers it only if, and when, we commit.
     await uow.session.execute(select(func.pg_notify(CHANNEL, notification(event))))
     return event

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from services import metrics
 from services.domain import TransactionStatus
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ class EventSource(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    @property
+    def listening(self) -> bool:
+        """True while notifications can arrive (readiness: /readyz answers 503 otherwise)."""
+        ...
 
 
 class CatchUp:
@@ -107,12 +113,14 @@ class EventHub:
         assert key is not None
         index.setdefault(key, set()).add(subscriber)
         self._keys[subscriber] = (index, key)
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         found = self._keys.pop(subscriber, None)
         if found is None:
             return
+        metrics.SUBSCRIPTIONS_ACTIVE.dec()
         index, key = found
         group = index.get(key)
         if group is not None:
@@ -122,6 +130,7 @@ class EventHub:
 
     def publish(self, payload: str) -> None:
         """Fan one notification out to the subscribers of its transaction and its user."""
+        metrics.EVENT_NOTIFICATIONS.inc()
         try:
             event = EventView.from_payload(json.loads(payload))
         except (ValueError, KeyError, TypeError):

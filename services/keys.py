@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from services import metrics
 from services.errors import DecryptionFailed
 
 RECORD_VERSION = 1
@@ -88,9 +90,15 @@ class KeyVault:
         return await self._in_pool(fn, *args)
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
+        queued = time.perf_counter()
         async with self._slots:
+            started = time.perf_counter()
+            metrics.KDF_WAIT.observe(started - queued)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, fn, *args)
+            try:
+                return await loop.run_in_executor(self._executor, fn, *args)
+            finally:
+                metrics.KDF_DURATION.observe(time.perf_counter() - started)
 
     async def seal(
         self, private_key: bytes, password: str, *, user_id: uuid.UUID, address: str

@@ -19,6 +19,9 @@ from services.events import CHANNEL
 from services.hub import EventHub
 
 log = logging.getLogger(__name__)
+# How operators (and the readiness tests) find this connection in pg_stat_activity; with an
+# application_name in the database URL, that name with this suffix.
+APPLICATION_NAME = "walletql-listener"
 
 
 class PostgresListener:
@@ -26,12 +29,20 @@ class PostgresListener:
         self, connect_args: dict[str, Any], hub: EventHub, *, health_interval: float = 2.0
     ) -> None:
         """``connect_args``: everything ``asyncpg.connect`` needs (address, TLS, timeout)."""
-        self._connect_args = connect_args
+        server_settings = dict(connect_args.get("server_settings") or {})
+        name = server_settings.get("application_name")
+        server_settings["application_name"] = f"{name}-listener" if name else APPLICATION_NAME
+        self._connect_args = {**connect_args, "server_settings": server_settings}
         self._hub = hub
         self._health_interval = health_interval
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._listening = False
         self.reconnects = 0
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self._hub.publish(payload)
@@ -62,6 +73,7 @@ class PostgresListener:
                     log.info("event listener reconnected; subscribers catch up from the log")
                     self._hub.catch_up_all()
                 first = False
+                self._listening = True
                 self._connected.set()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -71,12 +83,14 @@ class PostgresListener:
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("event listener lost its connection (%s)", type(exc).__name__)
             finally:
+                self._listening = False
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=1)
             # Events may have been committed while we were away.
             self._hub.catch_up_all()
 
     async def close(self) -> None:
+        self._listening = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.engine import UnitOfWork, unit_of_work
 from db.models import Transaction, TransactionAttempt
 from db.transactions_repo import TransactionRepository
+from services import metrics
 from services.chains import Chain, Chains, NodeRejected
 from services.domain import AttemptKind, CancelReason, TransactionStatus
 from services.errors import BadUserInput, ChainUnavailable
@@ -77,6 +78,8 @@ class TransactionProcessor:
                 if tx.next_check_at is not None and tx.next_check_at > now + _EARLY:
                     # A duplicate: another message already owns the next, later look.
                     return None
+                if tx.next_check_at is not None:
+                    metrics.WORKER_LAG.observe(max(0.0, (now - tx.next_check_at).total_seconds()))
                 step = Step(
                     uow,
                     tx,

@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from tests.jwks_support import Issuer
 from tests.support import LiveServer, error_codes, make_settings
 from walletql.app import create_app
 from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner
@@ -118,42 +114,11 @@ async def test_dev_jwks_is_published(server: LiveServer, signer: DevSigner) -> N
 # --- an external JWKS, served over real HTTP -------------------------------------------
 
 
-@dataclass
-class Issuer:
-    """An identity provider: signs tokens and publishes its keys at a JWKS URL."""
-
-    keys: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
-    published: list[str] = field(default_factory=list)
-    fetches: int = 0
-    down: bool = False
-
-    def add_key(self, kid: str, *, publish: bool = True) -> None:
-        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if publish:
-            self.published.append(kid)
-
-    def token(self, kid: str, **claims: Any) -> str:
-        body = _claims(iss="https://auth.example", aud="walletql-app", scope="user:basic")
-        body.update(claims)
-        return jwt.encode(body, self.keys[kid], algorithm="RS256", headers={"kid": kid})
-
-    async def jwks(self, request: Request) -> JSONResponse:
-        self.fetches += 1
-        if self.down:
-            return JSONResponse({"error": "down"}, status_code=503)
-        keys = []
-        for kid in self.published:
-            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
-            keys.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
-        return JSONResponse({"keys": keys})
-
-
 @pytest.fixture
 async def issuer() -> AsyncIterator[tuple[Issuer, str]]:
     provider = Issuer()
     provider.add_key("k1")
-    app = Starlette(routes=[Route("/.well-known/jwks.json", provider.jwks)])
-    async with LiveServer(app) as live:
+    async with LiveServer(provider.app()) as live:
         yield provider, f"{live.url}/.well-known/jwks.json"
 
 

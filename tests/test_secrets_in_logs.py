@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
@@ -13,20 +14,27 @@ from db.models import Wallet
 from services.keys import KdfParams, KeyVault, SealedKey
 from tests.support import LiveServer
 from walletql.devauth import DevSigner, load_or_create_pepper
+from walletql.logs import log_handler
 from walletql.settings import Settings
 
 PASSWORD = "Sup3r-Secret-Passphrase!"
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_no_secret_reaches_the_logs(
     server: LiveServer,
     signer: DevSigner,
     settings: Settings,
     database_url: str,
     caplog: pytest.LogCaptureFixture,
+    log_format: str,
 ) -> None:
     token = signer.mint("alice")
     create = "mutation($i: CreateUserInput!) { createUser(input: $i) { wallet { address } } }"
+    # The lines exactly as WALLETQL_LOG_FORMAT writes them.
+    stream = io.StringIO()
+    handler = log_handler(log_format, stream)
+    logging.getLogger().addHandler(handler)
     with caplog.at_level(logging.DEBUG):
         body = await server.graphql(create, {"i": {"password": PASSWORD}}, token=token)
         address = body["data"]["createUser"]["wallet"]["address"]
@@ -35,6 +43,7 @@ async def test_no_secret_reaches_the_logs(
         await server.graphql(create, {"i": {"password": PASSWORD, "username": 7}}, token=token)
         await server.graphql(create, {"i": {"password": PASSWORD}}, token="garbage")
         await server.graphql("{ me { id } }", token=token)
+    logging.getLogger().removeHandler(handler)
 
     pepper = load_or_create_pepper(settings.data_dir)
     engine = create_async_engine(database_url)
@@ -53,11 +62,13 @@ async def test_no_secret_reaches_the_logs(
         "private key (0x)": "0x" + key.hex(),
         "ciphertext": wallet.ciphertext.hex(),
     }
-    assert len(caplog.records) > 5, "the flows above do log"
-    for record in caplog.records:
-        line = caplog.handler.format(record)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) > 5, "the flows above do log"
+    for line in lines:
+        if log_format == "json":
+            assert isinstance(json.loads(line), dict)
         for name, secret in secrets.items():
-            assert secret not in line, f"{name} leaked into a {record.levelname} log line"
+            assert secret not in line, f"{name} leaked into a log line: {line[:80]}"
         assert "INSERT INTO" not in line, "SQL text leaked"
         assert "SELECT " not in line, "SQL text leaked"
         assert "Traceback" not in line

@@ -1,4 +1,4 @@
-"""The access log: one line per HTTP request."""
+"""The access log and the request metrics: one line and one count per HTTP request."""
 
 from __future__ import annotations
 
@@ -7,20 +7,31 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services import metrics
+from services.request_context import RequestInfo, current_request
+
 access_log = logging.getLogger("walletql.access")
+
+# Probes and scrapes come every few seconds: their lines go to DEBUG, their metrics elsewhere.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_ROUTE_LABELS = {path: path for path in (*QUIET_PATHS, "/dev/faucet", "/.well-known/jwks.json")}
 
 
 class AccessLog:
-    """One line per HTTP request: method, path (never the query string), status, time."""
+    """One line and one count per HTTP request: request id, method, path (never the query
+    string), status, duration, and the GraphQL operation."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, graphql_path: str = "/graphql") -> None:
         self.app = app
+        self.graphql_path = graphql_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), 500
+        info = RequestInfo()
+        token = current_request.set(info)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -31,5 +42,29 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+            elapsed = time.perf_counter() - started
+            path: str = scope["path"]
+            if path == self.graphql_path:
+                operation = info.operation or metrics.ANONYMOUS
+            else:
+                operation = _ROUTE_LABELS.get(path, metrics.OTHER)
+            metrics.observe_request(operation, status, info.graphql_errors, elapsed)
+            duration_ms = round(elapsed * 1000, 1)
+            access_log.log(
+                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+                "%s %s %d %.1fms request_id=%s operation=%s",
+                scope["method"],
+                path,
+                status,
+                duration_ms,
+                info.request_id,
+                operation,
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "operation": operation,
+                },
+            )
+            current_request.reset(token)

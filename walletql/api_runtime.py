@@ -29,12 +29,13 @@ class ApiRuntime:
     core: CoreRuntime
     services: Services
     hub: EventHub
+    listener: EventSource | None = None
 
     async def listen(self, database_url: DatabaseUrl) -> None:
         """Start this process's event listener: committed events reach the hub."""
-        listener: EventSource = PostgresListener(database_url.asyncpg_kwargs(), self.hub)
-        await listener.start()
-        self.core.closers.append(listener.close)
+        self.listener = PostgresListener(database_url.asyncpg_kwargs(), self.hub)
+        await self.listener.start()
+        self.core.closers.append(self.listener.close)
 
     async def close(self) -> None:
         await self.core.close()

@@ -21,6 +21,7 @@ from walletql.api_runtime import start_api
 from walletql.body_limit import BodyLimit
 from walletql.devauth import DevSigner
 from walletql.graphql_view import GraphQLView
+from walletql.observability import Readiness, metrics_endpoint, readyz
 from walletql.recursion import pin_recursion_limit
 from walletql.settings import Settings
 
@@ -29,6 +30,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 class State(TypedDict):
     services: Services
+    readiness: Readiness
 
 
 def create_app(
@@ -53,7 +55,10 @@ def create_app(
         gc.collect()
         gc.freeze()  # start-up objects never die: keep them out of every GC pass
         try:
-            yield {"services": runtime.services}
+            yield {
+                "services": runtime.services,
+                "readiness": Readiness(runtime.core.engine, runtime.listener),
+            }
         finally:
             stop.set()
             if worker is not None:
@@ -64,8 +69,11 @@ def create_app(
     routes: list[Route | WebSocketRoute | Mount] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
-        Route("/healthz", lambda _: JSONResponse({"ok": True})),
+        Route("/healthz", lambda _: JSONResponse({"ok": True})),  # liveness: the loop runs
+        Route("/readyz", readyz),
     ]
+    if settings.metrics_enabled:
+        routes.append(Route("/metrics", metrics_endpoint))
     if settings.env == "dev":
         from walletql.devroutes import faucet
 

@@ -10,25 +10,16 @@ import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from socketserver import BaseServer
 from types import FrameType
 from typing import Any
 
 from db.url import DatabaseUrl, parse_database_url
+from walletql.logs import configure_logging
 from walletql.settings import Settings
 from walletql.startup import StartupError, load_settings
 
 log = logging.getLogger("walletql")
-
-
-def configure_logging(level: str) -> None:
-    from services.logs import install_redaction
-
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    install_redaction()
 
 
 @contextmanager
@@ -105,10 +96,29 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from walletql.runtime import serve_worker
 
-    with database(settings) as url:
-        check_schema(settings, url)
-        run_loop(serve_worker(settings, url))
+    metrics_server = _serve_worker_metrics(settings, args.metrics_port)
+    try:
+        with database(settings) as url:
+            check_schema(settings, url)
+            run_loop(serve_worker(settings, url))
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     return 0
+
+
+def _serve_worker_metrics(settings: Settings, port: int | None) -> BaseServer | None:
+    """The worker's /metrics on a small HTTP server of its own (a thread): no web stack."""
+    if port is None or not settings.metrics_enabled:
+        return None
+    from prometheus_client import start_http_server
+
+    from services.metrics import REGISTRY
+
+    server, _ = start_http_server(port, addr=settings.host, registry=REGISTRY)
+    log.info("worker metrics on http://%s:%d/metrics", settings.host, port)
+    return server
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -180,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the queue worker (and the sweeper) alone")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (on WALLETQL_HOST); default: none",
+    )
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
@@ -210,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         settings = load_settings(**overrides)
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         return int(args.func(settings, args))
     except StartupError as exc:
         print(f"walletql: {exc}", file=sys.stderr)

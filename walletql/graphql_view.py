@@ -15,6 +15,7 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from schema import build_schema
 from schema.context import Context
+from services import metrics
 from services.errors import Unauthenticated
 from walletql.guarded_view import GuardedGraphQL
 from walletql.settings import Settings
@@ -67,9 +68,11 @@ class GraphQLView(GuardedGraphQL):
             await super().__call__(scope, receive, send)
             return
         socket = WebSocket(scope, receive=receive, send=send)
+        metrics.WEBSOCKETS_OPEN.inc()
         try:
             await self.run(socket)
         finally:
+            metrics.WEBSOCKETS_OPEN.dec()
             expiry = getattr(socket.state, "expiry", None)
             if expiry is not None:
                 expiry.cancel()

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
     env: Literal["dev", "production"] = "dev"
 
     # Database: empty means "start the embedded PostgreSQL under data_dir".

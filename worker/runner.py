@@ -7,6 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from services import metrics
 from services.logs import describe_exception
 from services.pipeline import TransactionProcessor
 from services.queues import Message, Queue
@@ -38,11 +39,13 @@ class Worker:
             tx_id = uuid.UUID(message.body)
         except ValueError:
             await self._queue.dead_letter(message, "the message is not a transaction id")
+            metrics.QUEUE_DEAD_LETTERED.inc()
             return True
         if message.receive_count > self._settings.max_receives:
             reason = f"received {message.receive_count} times without being processed"
             await self._processor.dead_letter(tx_id, reason)
             await self._queue.dead_letter(message, reason)
+            metrics.QUEUE_DEAD_LETTERED.inc()
             return True
         try:
             delay = await self._processor.process(tx_id)
@@ -54,7 +57,9 @@ class Worker:
         except Exception as exc:
             # Left unacked: it comes back after the visibility timeout, counted as a receive.
             log.error("processing %s failed: %s", message.body, describe_exception(exc))
+            metrics.QUEUE_FAILED.inc()
             return False
+        metrics.QUEUE_PROCESSED.inc()
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
