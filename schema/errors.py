@@ -113,14 +113,17 @@ def to_client_error(
 
 def _operation_name(document: DocumentNode | None, provided: str | None) -> str | None:
     """The name of the operation that ran: the requested one if the document has it, else
-    the document's only operation's name."""
+    the document's only operation's name. (No lists built: this runs on every request.)"""
     if document is None:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    names = [op.name.value for op in operations if op.name is not None]
-    if provided is not None:
-        return provided if provided in names else None
-    return names[0] if len(operations) == 1 and names else None
+    found, count = None, 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            name = definition.name.value if definition.name is not None else None
+            if provided is not None and name == provided:
+                return name
+            found, count = name, count + 1
+    return found if provided is None and count == 1 else None
 
 
 class ErrorCodes(SchemaExtension):
