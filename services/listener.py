@@ -19,8 +19,8 @@ from services.events import CHANNEL
 from services.hub import EventHub
 
 log = logging.getLogger(__name__)
-# How operators (and the readiness tests) find this connection in pg_stat_activity; with an
-# application_name in the database URL, that name with this suffix.
+# How operators (and the readiness tests) find this connection in pg_stat_activity, unless
+# the database URL names the application (then every connection carries that name).
 APPLICATION_NAME = "walletql-listener"
 
 
@@ -29,9 +29,8 @@ class PostgresListener:
         self, connect_args: dict[str, Any], hub: EventHub, *, health_interval: float = 2.0
     ) -> None:
         """``connect_args``: everything ``asyncpg.connect`` needs (address, TLS, timeout)."""
-        server_settings = dict(connect_args.get("server_settings") or {})
-        name = server_settings.get("application_name")
-        server_settings["application_name"] = f"{name}-listener" if name else APPLICATION_NAME
+        server_settings = {"application_name": APPLICATION_NAME}
+        server_settings.update(connect_args.get("server_settings") or {})
         self._connect_args = {**connect_args, "server_settings": server_settings}
         self._hub = hub
         self._health_interval = health_interval
