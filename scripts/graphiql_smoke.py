@@ -30,8 +30,6 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from walletql.graphiql import security_headers
-
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "walletql" / "static" / "graphiql"
 TOKEN = "smoke-token-123"
@@ -57,10 +55,12 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
-def start_server(html: str) -> tuple[uvicorn.Server, threading.Thread, int]:
+def start_server(
+    html: str, headers: dict[str, str]
+) -> tuple[uvicorn.Server, threading.Thread, int]:
     async def page(request: Request) -> HTMLResponse:
         # With the page's real headers: the CSP must let GraphiQL render.
-        return HTMLResponse(html, headers=security_headers(html))
+        return HTMLResponse(html, headers=headers)
 
     app = Starlette(
         routes=[
@@ -125,10 +125,10 @@ def main() -> int:
         return 2
 
     sys.path.insert(0, str(ROOT))
-    from walletql.graphiql import graphiql_html
+    from walletql.graphiql import graphiql_page
 
-    html = graphiql_html()
-    server, thread, port = start_server(html)
+    html, headers = graphiql_page()
+    server, thread, port = start_server(html, headers)
     base = f"http://127.0.0.1:{port}/graphql"
     try:
         shot = args.screenshot.resolve()

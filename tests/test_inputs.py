@@ -153,7 +153,11 @@ async def test_graphiql_page_sends_a_csp_and_security_headers(server: LiveServer
     assert response.status_code == 200
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp
-    assert "script-src 'self' 'sha256-" in csp
+    nonce = csp.split("script-src 'self' 'nonce-", 1)[1].split("'", 1)[0]
     assert "unsafe-inline" not in csp
+    # Every inline script and style carries this response's nonce; the next page gets another.
+    page = response.text
+    assert page.count("<script nonce=") == page.count("<script") - page.count("<script src=")
+    assert page.count(f'nonce="{nonce}"') == page.count("nonce=")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"

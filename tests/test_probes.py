@@ -356,3 +356,13 @@ async def test_a_forged_log_line_stays_escaped_and_no_server_banner(served: Serv
     assert not [line for line in lines if line.startswith("FORGED-LINE")]
     assert any("/x\\x0aFORGED-LINE\\x0d\\x1b[31m 404" in line for line in lines), lines[-5:]
     await served.alive()
+
+
+async def test_a_websocket_message_over_the_cap_closes_with_1009(served: Served) -> None:
+    async with connect(served.ws_url, subprotocols=SUBPROTOCOLS, max_size=None) as ws:
+        await ws.send('{"type": "connection_init", "payload": {"a": "' + "x" * 2_000_000 + '"}}')
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    await served.alive()

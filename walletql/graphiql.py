@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
-import re
+import secrets
 
 PLACEHOLDER_TOKEN = "<paste a token from `walletql token SUB`>"  # noqa: S105
 
@@ -31,14 +29,15 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>walletql GraphiQL</title>
 <link rel="stylesheet" href="{prefix}/graphiql.min.css">
-<style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
+<style nonce="{nonce}">html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
 </head>
 <body>
 <div id="graphiql">Loading GraphiQL...</div>
 <script src="{prefix}/react.production.min.js"></script>
 <script src="{prefix}/react-dom.production.min.js"></script>
+<script nonce="{nonce}">window.__webpack_nonce__ = {nonce_js};</script>
 <script src="{prefix}/graphiql.min.js"></script>
-<script>
+<script nonce="{nonce}">
 (() => {{
   const url = new URL({endpoint}, location.href);
   const wsUrl = new URL(url);
@@ -82,9 +81,14 @@ def _js(value: str) -> str:
     return dumped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def graphiql_html(endpoint: str = "/graphql", static_prefix: str = "/static/graphiql") -> str:
-    """Return the GraphiQL page for ``endpoint``; assets come from ``static_prefix``."""
+def graphiql_html(
+    endpoint: str = "/graphql", static_prefix: str = "/static/graphiql", nonce: str = ""
+) -> str:
+    """Return the GraphiQL page for ``endpoint``; assets come from ``static_prefix``. Its
+    inline script and style carry ``nonce`` (see ``security_headers``)."""
     return _PAGE.format(
+        nonce=html.escape(nonce, quote=True),
+        nonce_js=_js(nonce),
         prefix=html.escape(static_prefix.rstrip("/"), quote=True),
         endpoint=_js(endpoint),
         placeholder=_js(PLACEHOLDER_TOKEN),
@@ -92,21 +96,23 @@ def graphiql_html(endpoint: str = "/graphql", static_prefix: str = "/static/grap
     )
 
 
-_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
+def graphiql_page(
+    endpoint: str = "/graphql", static_prefix: str = "/static/graphiql"
+) -> tuple[str, dict[str, str]]:
+    """The page and its headers, with a fresh nonce."""
+    nonce = secrets.token_urlsafe(18)
+    return graphiql_html(endpoint, static_prefix, nonce), security_headers(nonce)
 
 
-def security_headers(page: str) -> dict[str, str]:
-    """Headers for the GraphiQL page: a CSP that allows only our own assets and this page's
-    own inline script and style (by hash), fetches and websockets to this origin."""
-    hashes: dict[str, list[str]] = {"script": [], "style": []}
-    for kind, body in _INLINE.findall(page):
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        hashes[kind].append(f"'sha256-{digest}'")
+def security_headers(nonce: str) -> dict[str, str]:
+    """Headers for the GraphiQL page: a CSP that allows our own assets, the page's inline
+    script and style by nonce (GraphiQL's dialogs add style elements with that nonce, read
+    from ``__webpack_nonce__``), and fetches and websockets to this origin only."""
     policy = "; ".join(
         [
             "default-src 'none'",
-            f"script-src 'self' {' '.join(hashes['script'])}",
-            f"style-src 'self' {' '.join(hashes['style'])}",
+            f"script-src 'self' 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'",
             "img-src 'self' data:",
             "font-src 'self' data:",
             "connect-src 'self'",

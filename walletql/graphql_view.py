@@ -78,7 +78,7 @@ class GraphQLView(GuardedGraphQL):
                 expiry.cancel()
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        from walletql.graphiql import graphiql_html, security_headers
+        from walletql.graphiql import graphiql_page
 
-        page = graphiql_html()
-        return HTMLResponse(page, headers=security_headers(page))
+        page, headers = graphiql_page()
+        return HTMLResponse(page, headers=headers)
