@@ -131,7 +131,7 @@ def checked_documents(
             context = self.execution_context
             if context.pre_execution_errors is None and context.graphql_document is not None:
                 if self.entry is not None and self.entry.errors is not None:
-                    context.pre_execution_errors = self.entry.errors
+                    context.pre_execution_errors = list(self.entry.errors)
                 else:
                     errors = self._validate(context.graphql_document)
                     if self.entry is not None:

@@ -195,3 +195,42 @@ async def test_the_recursion_limit_stays_the_default_while_serving(
 
     sys.setrecursionlimit(100_000)  # what py_ecc and py-evm do at import time
     assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("text", "too_deep"),
+    [
+        ("[" * 64 + "]" * 64, False),
+        ("[" * 65 + "]" * 65, True),
+        ('["' + "[" * 500 + '"]', False),  # brackets inside a string are text
+        ('["\\"' + "[" * 500 + '"]', False),  # an escaped quote does not end the string
+        ('"\\\\"' + "[" * 65, True),  # an escaped backslash does end it
+        ('"' + "\\" * 10_001 + "[" * 70, False),  # unterminated: the rest is string
+    ],
+)
+def test_json_depth_is_read_from_the_text(text: str, too_deep: bool) -> None:
+    from services.json_limits import JsonTooDeep, check_json_depth
+
+    if too_deep:
+        with pytest.raises(JsonTooDeep):
+            check_json_depth(text)
+    else:
+        check_json_depth(text)
+
+
+def test_the_document_cache_is_bounded_in_bytes_and_skips_big_queries() -> None:
+    from graphql import parse
+
+    from schema.documents import AST_BYTES_PER_QUERY_BYTE, DocumentCache
+
+    cache = DocumentCache(max_bytes=100 * 1000 * AST_BYTES_PER_QUERY_BYTE, max_query_bytes=2000)
+    document = parse("{ chains { name } }")
+    queries = [f"{{ chains {{ name }} }} # {i:0990d}" for i in range(1000)]  # 1,014 bytes each
+    for query in queries:
+        cache.put(query, document)
+    assert len(cache) == cache.max_bytes // DocumentCache.cost(queries[0]) == 98
+    assert cache.bytes <= cache.max_bytes
+    cache.put("{ chains { name } } #" + "x" * 5000, document)
+    assert cache.get("{ chains { name } } #" + "x" * 5000) is None
+    assert cache.get(queries[-1]) is not None  # the newest stay
+    assert cache.get(queries[0]) is None
