@@ -49,22 +49,16 @@ class AccessLog:
             else:
                 operation = _ROUTE_LABELS.get(path, metrics.OTHER)
             metrics.observe_request(operation, status, info.graphql_errors, elapsed)
-            duration_ms = round(elapsed * 1000, 1)
-            access_log.log(
-                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
-                "%s %s %d %.1fms request_id=%s operation=%s",
-                scope["method"],
-                path,
-                status,
-                duration_ms,
-                info.request_id,
-                operation,
-                extra={
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "operation": operation,
-                },
-            )
+            level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+            if access_log.isEnabledFor(level):
+                duration_ms = round(elapsed * 1000, 1)
+                access_log.log(
+                    level,
+                    "%s %s %d %.1fms request_id=%s operation=%s",
+                    scope["method"], path, status, duration_ms, info.request_id, operation,
+                    extra={
+                        "method": scope["method"], "path": path, "status": status,
+                        "duration_ms": duration_ms, "operation": operation,
+                    },
+                )  # fmt: skip
             current_request.reset(token)
