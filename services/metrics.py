@@ -23,8 +23,9 @@ M = TypeVar("M", bound=MetricWrapperBase)
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # CPU, memory, open files, start time
 
-# Named operations beyond this many distinct names are counted as "other".
+# Named operations beyond this many distinct names, or longer than this, count as "other".
 MAX_OPERATION_NAMES = 100
+MAX_OPERATION_NAME_LENGTH = 64
 ANONYMOUS = "anonymous"
 OTHER = "other"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -136,11 +137,13 @@ _names_lock = threading.Lock()
 
 def operation_label(name: str | None) -> str:
     """The label for a GraphQL operation: its name while fewer than MAX_OPERATION_NAMES are
-    known, ``other`` past the cap, ``anonymous`` without a name."""
+    known, ``other`` past the cap (or for a very long name), ``anonymous`` without a name."""
     if not name:
         return ANONYMOUS
     if name in _operation_names:
         return name
+    if len(name) > MAX_OPERATION_NAME_LENGTH:
+        return OTHER
     with _names_lock:
         if len(_operation_names) >= MAX_OPERATION_NAMES:
             return OTHER

@@ -142,12 +142,13 @@ async def test_operation_names_are_capped(
 
     monkeypatch.setattr(metrics, "_operation_names", set())
     monkeypatch.setattr(metrics, "MAX_OPERATION_NAMES", 2)
-    for name in ("One", "Two", "Three", "Four"):
+    for name in ("One", "X" * 65, "Two", "Three", "Four"):
         await server.graphql(f"query {name} {{ chains {{ chainId }} }}")
     samples = await scrape(server)
     assert value(samples, "walletql_http_requests_total", operation="Two", outcome="ok") >= 1
     assert value(samples, "walletql_http_requests_total", operation="Three", outcome="ok") == 0
-    assert value(samples, "walletql_http_requests_total", operation="other", outcome="ok") >= 2
+    assert value(samples, "walletql_http_requests_total", operation="other", outcome="ok") >= 3
+    assert value(samples, "walletql_http_requests_total", operation="X" * 65, outcome="ok") == 0
 
 
 async def test_jwks_fetch_failures_are_counted(tmp_path: Path, database_url: str) -> None:
