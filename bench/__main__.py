@@ -10,7 +10,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import ROOT, machine
+from bench.measure import machine
+from testkit import ROOT
 
 SCRIPTS = [
     ("1. Status discovery: push vs poll", "bench.push_vs_poll"),

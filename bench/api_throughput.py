@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,19 +35,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from bench.measure import (
+    BENCH_ENV,
     DATA,
-    ROOT,
-    ServerProcess,
-    base_env,
-    free_port,
-    fresh_database,
+    bench_postgres,
+    load_average,
     machine,
+    machine_cpu,
     percentile,
-    postgres_server,
     print_table,
-    wait_http,
+    process_cpu,
 )
+from testkit import ROOT, graphql
+from testkit.env import walletql_env
+from testkit.net import free_port, wait_http
+from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.process import ServerProcess, stop_process
 
 SUB = "bench-api-user"
 PASSWORD = "correct horse battery"  # noqa: S105 - a benchmark user's password
@@ -332,25 +334,6 @@ def baseline_main(port: int, dsn: str, data_dir: Path, pool_size: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process, from /proc (0 where /proc is missing)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0.0, 1.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return float(sum(values) - idle), float(sum(values))
-
-
 @dataclass
 class Target:
     name: str
@@ -380,7 +363,7 @@ class Step:
 
 async def run_step(target: Target, token: str, label: str, spec: dict[str, Any]) -> Step:
     payload = json.dumps({"url": target.url, "token": token, "expect": target.expect, **spec})
-    server0, (busy0, total0) = cpu_seconds(target.pid), machine_busy()
+    server0, (busy0, total0) = process_cpu(target.pid), machine_cpu()
     wall0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.api_throughput", "--load", payload,
@@ -395,9 +378,9 @@ async def run_step(target: Target, token: str, label: str, spec: dict[str, Any])
     if proc.returncode != 0:
         raise RuntimeError(f"load process failed ({proc.returncode}) at {target.name} {label}")
     wall = time.perf_counter() - wall0
-    busy1, total1 = machine_busy()
+    busy1, total1 = machine_cpu()
     # The server's CPU over the whole step (load process start-up included: a slight undercount).
-    server = (cpu_seconds(target.pid) - server0) / wall
+    server = (process_cpu(target.pid) - server0) / wall
     machine_share = (busy1 - busy0) / max(total1 - total0, 1.0) * (os.cpu_count() or 1)
     return Step(target.name, label, json.loads(out), server, machine_share)
 
@@ -405,7 +388,7 @@ async def run_step(target: Target, token: str, label: str, spec: dict[str, Any])
 @contextlib.asynccontextmanager
 async def baseline_server(database_url: str, data_dir: Path) -> AsyncIterator[Target]:
     port = free_port()
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(database_url)
     from walletql.settings import Settings
 
     pool_size = str(Settings.model_fields["database_pool_size"].default)
@@ -418,33 +401,7 @@ async def baseline_server(database_url: str, data_dir: Path) -> AsyncIterator[Ta
         await wait_http(f"{url}/healthz", proc)
         yield Target("bare Starlette + asyncpg", url, proc.pid, "")
     finally:
-        await stop_process(proc)
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def walletql_server(env: dict[str, str]) -> AsyncIterator[ServerProcess]:
-    """``walletql serve --no-worker``, killed even when it never comes up."""
-    server = ServerProcess(env, args=("serve", "--no-worker"))
-    try:
-        await server.__aenter__()
-    except BaseException:
-        if server.proc is not None:
-            await stop_process(server.proc)
-        raise
-    try:
-        yield server
-    finally:
-        await server.__aexit__(None, None, None)
+        await stop_process(proc, timeout=20, strict=False)
 
 
 async def create_user(url: str, token: str) -> str:
@@ -452,15 +409,8 @@ async def create_user(url: str, token: str) -> str:
     import httpx
 
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(
-            f"{url}/graphql",
-            json={"query": CREATE_USER % PASSWORD},
-            headers={"authorization": f"Bearer {token}"},
-        )
-    body = response.json()
-    if response.status_code != 200 or body.get("errors"):
-        raise RuntimeError(f"createUser failed: {response.status_code} {body}")
-    return str(body["data"]["createUser"]["wallet"]["address"])
+        data = await graphql.data(client, f"{url}/graphql", CREATE_USER % PASSWORD, token=token)
+    return str(data["createUser"]["wallet"]["address"])
 
 
 async def check_same_answer(targets: Sequence[Target], token: str) -> None:
@@ -519,21 +469,14 @@ def max_sustainable(steps: Sequence[Step]) -> float:
     return max(good, default=float("nan"))
 
 
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 async def main() -> None:
     print(f"{machine()}, {dt.date.today()}")
     print("\nAuthenticated `me` via GraphQL against a bare Starlette + asyncpg endpoint.")
     print(f"load average before: {load_average()} (other processes share these cores)")
     data_dir = DATA / f"api-{uuid.uuid4().hex[:8]}"
     try:
-        with postgres_server() as admin:
-            async with fresh_database(admin) as url:
+        with bench_postgres() as admin:
+            async with fresh_database(admin, "walletql_bench") as url:
                 await run_all(url, data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -542,19 +485,21 @@ async def main() -> None:
 async def run_all(url: str, data_dir: Path) -> None:
     from walletql.devauth import DevSigner
 
-    env = base_env(url, data_dir)
+    env = walletql_env(url, data_dir, **BENCH_ENV)
     token = DevSigner(data_dir).mint(SUB, ttl=3600)
-    async with walletql_server(env) as server, baseline_server(url, data_dir) as bare:
-        assert server.proc is not None
+    async with (
+        ServerProcess(env, ("serve", "--no-worker")) as server,
+        baseline_server(url, data_dir) as bare,
+    ):
         address = await create_user(server.url, token)
-        graphql = Target("GraphQL (walletql)", server.url, server.proc.pid, address)
+        walletql = Target("GraphQL (walletql)", server.url, server.pid, address)
         bare.expect = address
-        await check_same_answer([graphql, bare], token)
-        steps, common = await measure([graphql, bare], token)
+        await check_same_answer([walletql, bare], token)
+        steps, common = await measure([walletql, bare], token)
     print(f"load average after: {load_average()}")
 
     rows = []
-    for target in (graphql, bare):
+    for target in (walletql, bare):
         for step in steps[target.name]:
             r = step.result
             rows.append(
@@ -590,10 +535,10 @@ async def run_all(url: str, data_dir: Path) -> None:
         rows,
     )
 
-    g_steps, b_steps = steps[graphql.name], steps[bare.name]
+    g_steps, b_steps = steps[walletql.name], steps[bare.name]
     g_max, b_max = max_sustainable(g_steps), max_sustainable(b_steps)
     summary_rows = []
-    for name, target_steps, best in ((graphql.name, g_steps, g_max), (bare.name, b_steps, b_max)):
+    for name, target_steps, best in ((walletql.name, g_steps, g_max), (bare.name, b_steps, b_max)):
         closed, at_common = target_steps[0].result, target_steps[-1].result
         summary_rows.append(
             [

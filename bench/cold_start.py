@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -50,27 +49,29 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from bench.common import (
+from bench.measure import (
+    BENCH_ENV,
     DATA,
-    ROOT,
-    ServerProcess,
-    base_env,
-    chains_json,
-    free_port,
-    fresh_database,
+    bench_postgres,
+    connected_to,
     machine,
     now,
-    postgres_server,
     print_table,
+    process_cpu,
+    run_script,
 )
-from bench.pipeline import connected_to, process_cpu
-from tests.chain_support import Anvil
-from tests.sqs_support import REGION, MotoSqsServer, create_queues, sqs_record
+from testkit import ROOT, graphql
+from testkit.anvil import Anvil
+from testkit.env import chain_of, walletql_env
+from testkit.net import free_port
+from testkit.pipeline import RECIPIENT, fund
+from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.process import ServerProcess, start_walletql, stop_process
+from testkit.sqs import REGION, MotoSqsServer, create_queues, sqs_record
 from walletql.devauth import DevSigner
 
 CHAIN_ID = 31337
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench user's password)
-RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 API_RUNS = 5
 WORKER_RUNS = 3
 ME = "{ me { id } }"
@@ -105,36 +106,15 @@ FAILED_STARTS: list[str] = []
 
 
 @contextlib.asynccontextmanager
-async def managed(server: ServerProcess) -> AsyncIterator[ServerProcess]:
-    """Enter ``server``; kill it by its PID if it did not stop (or start) cleanly."""
-    try:
-        async with server:
-            yield server
-    finally:
-        if server.proc is not None and server.proc.returncode is None:
-            server.proc.kill()
-            await server.proc.wait()
-
-
-@contextlib.asynccontextmanager
 async def traced(env: dict[str, str], *args: str, log: Path) -> AsyncIterator[int]:
     """``python -X importtime -m walletql.cli ARGS`` with its stderr in ``log``; yields the
     PID; SIGTERM (then SIGKILL) on exit."""
     with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-X", "importtime", "-m", "walletql.cli", *args, env=env, cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+        proc = await start_walletql(*args, env=env, python_args=("-X", "importtime"), stderr=stderr)
         try:
             yield proc.pid
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), timeout=30)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop_process(proc, strict=False)
 
 
 async def run_command(
@@ -155,18 +135,11 @@ async def run_command(
     return proc.returncode, out.decode(), err.decode(), now() - started
 
 
-async def graphql(url: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+async def graphql_data(
+    url: str, token: str, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(
-            f"{url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"authorization": f"Bearer {token}"},
-        )
-    body: dict[str, Any] = response.json()
-    if "errors" in body:
-        raise RuntimeError(f"GraphQL error: {body['errors']}")
-    data: dict[str, Any] = body["data"]
-    return data
+        return await graphql.data(client, f"{url}/graphql", query, variables, token=token)
 
 
 async def first_me(url: str, token: str, limit_seconds: float = 60) -> float:
@@ -211,8 +184,8 @@ class Stage:
         """Submit one transaction through an API process that is stopped again; its id."""
         for attempt in range(3):
             try:
-                async with managed(ServerProcess(env or self.env, ("serve", "--no-worker"))) as api:
-                    data = await graphql(
+                async with ServerProcess(env or self.env, ("serve", "--no-worker")) as api:
+                    data = await graphql_data(
                         api.url, self.token, SUBMIT,
                         {"i": {"to": RECIPIENT, "value": "1000", "password": PASSWORD}},
                     )  # fmt: skip
@@ -229,24 +202,25 @@ class Stage:
 
 @contextlib.asynccontextmanager
 async def staged(admin_dsn: str, anvil: Anvil, work: Path) -> AsyncIterator[Stage]:
-    async with fresh_database(admin_dsn) as url:
+    async with fresh_database(admin_dsn, "walletql_bench") as url:
         data_dir = work / "data"
-        env = base_env(
+        env = walletql_env(
             url,
             data_dir,
-            WALLETQL_CHAINS=chains_json(CHAIN_ID, anvil.url, confirmations=1),
+            **BENCH_ENV,
+            WALLETQL_CHAINS=json.dumps([chain_of(anvil, confirmations=1)]),
             WALLETQL_PEPPER=secrets.token_hex(32),
             **WORKER_SETTINGS,
         )
         token = DevSigner(data_dir).mint("cold-start-user", ttl=3600)
-        async with managed(ServerProcess(env, ("serve", "--no-worker"))) as api:
-            await graphql(api.url, token, CREATE_USER, {"p": PASSWORD})
-            data = await graphql(api.url, token, "{ me { wallet { address } } }", {})
+        async with ServerProcess(env, ("serve", "--no-worker")) as api:
+            await graphql_data(api.url, token, CREATE_USER, {"p": PASSWORD})
+            data = await graphql_data(api.url, token, "{ me { wallet { address } } }", {})
         w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
         address = data["me"]["wallet"]["address"]
-        await w3.provider.make_request("anvil_setBalance", [address, hex(100 * 10**18)])
+        await fund(w3, address, 100 * 10**18)
         await w3.provider.disconnect()
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             yield Stage(url, env, data_dir, token, conn, anvil)
         finally:
@@ -273,7 +247,7 @@ async def api_start(env: dict[str, str], token: str) -> Start:
         started = now()
         poll = asyncio.create_task(first_me(server.url, token))
         try:
-            async with managed(server):
+            async with server:
                 answered = await poll
                 assert server.proc is not None
                 cpu = process_cpu(server.proc.pid)
@@ -310,7 +284,7 @@ async def worker_run(stage: Stage, env: dict[str, str], tx_id: str) -> Start:
     server = ServerProcess(env, ("worker",))
     started = now()
     connected = float("nan")
-    async with managed(server):
+    async with server:
         assert server.proc is not None
         for _ in range(12_000):  # 60 s
             if connected != connected and connected_to(server.proc.pid, stage.db_port):
@@ -683,7 +657,7 @@ async def lambda_packages(stage: Stage, work: Path) -> None:
 
     # A real SQS record for each handler call: submitted through an API on the SQS backend.
     runs: list[HandlerRun] = []
-    with MotoSqsServer(free_port()) as moto:
+    with MotoSqsServer() as moto:
         queues = await create_queues(moto.endpoint_url)
         env = stage.variant(
             WALLETQL_QUEUE_BACKEND="sqs", WALLETQL_SQS_QUEUE_URL=queues.standard_url,
@@ -839,7 +813,7 @@ async def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cold-start-", dir=DATA))
     try:
-        with postgres_server() as admin_dsn:
+        with bench_postgres() as admin_dsn:
             async with Anvil(chain_id=CHAIN_ID) as anvil, staged(admin_dsn, anvil, work) as stage:
                 await measure(stage, work)
                 await lambda_packages(stage, work)
@@ -925,4 +899,4 @@ async def measure(stage: Stage, work: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_script(__doc__, main)

@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import resource
 import shutil
 import subprocess
@@ -41,21 +40,18 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
+from testkit.ws import GraphQLWS
 
 if TYPE_CHECKING:
     import httpx
 
-    from bench.common import ServerProcess
+    from testkit.process import ServerProcess
 
 # The client processes import only the above (a fraction of a second to start); the
 # benchmark's own imports (walletql, web3, asyncpg, ...) are made in the parent only.
 
-CREATE_USER = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }"
 SUBMIT = "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id status } }"
 SUBSCRIBE = "subscription($id: ID!) { transactionStatus(id: $id) { seq status at } }"
-PROTOCOL = Subprotocol("graphql-transport-ws")
 CONNECT_BUDGET = 140.0  # default seconds per round for connecting and initialising N sockets
 EVENT_TIMEOUT = 60.0  # the worker's event reached every subscriber
 IN_FLIGHT = 8  # subscribers being connected at once, over all client processes (below the
@@ -71,27 +67,6 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat), in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_pid(server: ServerProcess) -> int:
-    assert server.proc is not None
-    return server.proc.pid
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process, in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 # -- client mode: one process holding a share of the subscribers ------------------------------
 
 
@@ -105,7 +80,7 @@ async def client_main() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     config = json.loads(await stdin.readline())
     count: int = config["count"]
-    sockets: dict[int, ClientConnection] = {}
+    sockets: dict[int, GraphQLWS] = {}
     ready: set[int] = set()
     ready_at: list[float] = []
     received: list[float] = []
@@ -114,13 +89,6 @@ async def client_main() -> None:
     lost: list[str] = []  # after the initial message
     all_ready = asyncio.Event()
     slots = asyncio.Semaphore(config["in_flight"])
-    init = json.dumps(
-        {"type": "connection_init", "payload": {"authorization": f"Bearer {config['token']}"}}
-    )
-    subscribe = json.dumps(
-        {"id": "1", "type": "subscribe",
-         "payload": {"query": SUBSCRIBE, "variables": {"id": config["tx"]}}}
-    )  # fmt: skip
 
     def settled() -> None:
         if len(ready) + len(errors) == count:
@@ -129,21 +97,18 @@ async def client_main() -> None:
     async def subscriber(index: int) -> None:
         try:
             async with slots:
-                ws = await connect(
+                ws = sockets[index] = GraphQLWS(
                     config["url"],
-                    subprotocols=[PROTOCOL],
+                    config["token"],
                     compression="deflate" if config["deflate"] else None,
                     ping_interval=None,
                     open_timeout=None,
                     max_queue=4,
                 )
-                sockets[index] = ws
-                await ws.send(init)
-                ack = json.loads(await ws.recv())
-                if ack["type"] != "connection_ack":
-                    raise RuntimeError(f"no ack: {ack}")
-                await ws.send(subscribe)
-                first = json.loads(await ws.recv())
+                await ws.open()
+                await ws.init(timeout=None)
+                await ws.subscribe("1", SUBSCRIBE, {"id": config["tx"]})
+                first = await ws.receive(timeout=None)
                 if first["type"] != "next":
                     raise RuntimeError(f"no initial state: {first}")
         except Exception as exc:
@@ -154,12 +119,12 @@ async def client_main() -> None:
         ready_at.append(time.time())
         settled()
         try:
-            message = await ws.recv()
+            message = await ws.receive(timeout=None)
         except Exception as exc:
             lost.append(f"after the initial message: {type(exc).__name__}: {exc}"[:300])
             return
         received.append(time.time())
-        events.append(json.loads(message))
+        events.append(message)
 
     started = time.time()
     tasks = [asyncio.create_task(subscriber(i)) for i in range(count)]
@@ -258,7 +223,7 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def clients(counts: Sequence[int], config: dict[str, Any]) -> AsyncIterator[list[Client]]:
-    from bench.common import ROOT
+    from testkit import ROOT
 
     started: list[Client] = []
     try:
@@ -274,72 +239,21 @@ async def clients(counts: Sequence[int], config: dict[str, Any]) -> AsyncIterato
         await asyncio.gather(*(client.stop() for client in started))
 
 
-@contextlib.asynccontextmanager
-async def process(env: dict[str, str], args: Sequence[str]) -> AsyncIterator[ServerProcess]:
-    """A ServerProcess that is killed by its PID if it does not stop on SIGTERM."""
-    from bench.common import ServerProcess
-
-    server = ServerProcess(env, tuple(args))
-    try:
-        yield await server.__aenter__()
-    finally:
-        try:
-            await server.__aexit__(None, None, None)
-        except (TimeoutError, ProcessLookupError):
-            if server.proc is not None and server.proc.returncode is None:
-                server.proc.kill()
-                await server.proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def listening(
-    dsn: str, arrivals: dict[tuple[str, int], tuple[float, float]], server_pid: int
-) -> AsyncIterator[None]:
-    """Our own LISTEN on the events channel: when each notification arrives (~ the commit),
-    and the API server's CPU time at that moment."""
-    import asyncpg
-
-    from services.events import CHANNEL
-
-    connection = await asyncpg.connect(dsn)
-
-    def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
-        received = time.time()
-        event = json.loads(payload)
-        arrivals[(event["tx"], int(event["seq"]))] = (received, cpu_seconds(server_pid))
-
-    await connection.add_listener(CHANNEL, on_notify)
-    try:
-        yield
-    finally:
-        await connection.close()
-
-
-async def graphql(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
-    response = await http.post(
-        "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-    )
-    body = response.json()
-    if body.get("errors"):
-        raise RuntimeError(f"GraphQL error: {body['errors']}")
-    return body["data"]
-
-
 async def fan_out(
     size: int, n_clients: int, *, env: dict[str, str], api: ServerProcess, token: str,
     tx_id: str, deflate: bool, budget: float, in_flight: int,
     arrivals: dict[tuple[str, int], tuple[float, float]],
 ) -> Round:  # fmt: skip
     """N subscribers of ``tx_id``; then one worker, whose SUBMITTED they all receive."""
-    assert api.proc is not None
+    from bench.measure import process_cpu, rss_kib
+    from testkit.process import ServerProcess
+
     result = Round(size)
     processes = max(1, min(n_clients, size))
     counts = [size // processes + (1 if i < size % processes else 0) for i in range(processes)]
-    ws_url = api.url.replace("http://", "ws://") + "/graphql"
+    ws_url = api.ws_url
     await asyncio.sleep(1.0)  # let the previous round's sockets go
-    result.rss_before = rss_kib(api.proc.pid)
+    result.rss_before = rss_kib(api.pid)
     deadline = time.time() + budget
     config = {
         "url": ws_url, "token": token, "tx": tx_id, "deflate": deflate, "deadline": deadline,
@@ -355,10 +269,10 @@ async def fan_out(
             a["started"] for a in answers
         )
         await asyncio.sleep(2.0)  # idle: the last handshakes' garbage is collected by now
-        result.rss_after = rss_kib(api.proc.pid)
-        async with process(env, ("worker",)):
+        result.rss_after = rss_kib(api.pid)
+        async with ServerProcess(env, ("worker",), strict=False):
             answers = await asyncio.gather(*(c.line(EVENT_TIMEOUT + 30) for c in procs))
-            cpu_after = cpu_seconds(api.proc.pid)
+            cpu_after = process_cpu(api.pid)
         for answer in answers:
             result.received += answer["received"]
             result.statuses.update(answer["statuses"])
@@ -374,7 +288,7 @@ async def fan_out(
 
 
 def report(rounds: Sequence[Round], deflate: bool, automine: bool, budget: float) -> None:
-    from bench.common import percentile, print_table
+    from bench.measure import percentile, print_table
 
     rows: list[list[Any]] = []
     for r in rounds:
@@ -434,9 +348,13 @@ async def run(
 ) -> None:
     import httpx
 
-    from bench.common import DATA, base_env, chains_json, fresh_database, machine, postgres_server
-    from tests.chain_support import Anvil
-    from tests.pipeline_support import PASSWORD, RECIPIENT
+    from bench.measure import BENCH_ENV, DATA, bench_postgres, machine, notifications, process_cpu
+    from testkit import graphql
+    from testkit.anvil import Anvil
+    from testkit.env import chain_of, walletql_env
+    from testkit.pipeline import CREATE_USER, PASSWORD
+    from testkit.postgres import asyncpg_dsn, fresh_database
+    from testkit.process import ServerProcess
     from walletql.devauth import DevSigner
 
     print(machine())
@@ -453,48 +371,68 @@ async def run(
     signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
     token = signer.mint(f"bench-fanout-{uuid.uuid4().hex[:6]}")
     try:
-        with postgres_server() as admin_dsn:
+        with bench_postgres() as admin_dsn:
             async with (
-                fresh_database(admin_dsn) as url,
+                fresh_database(admin_dsn, "walletql_bench") as url,
                 Anvil(chain_id=31337, no_mining=not automine) as anvil,
             ):
-                chains = chains_json(
-                    anvil.chain_id, anvil.url, bump_interval_seconds=600, deadline_seconds=900
-                )
-                env = base_env(url, data_dir, WALLETQL_CHAINS=chains)
-                dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-                async with (
-                    process(env, ("serve", "--no-worker")) as api,
-                    listening(dsn, arrivals, server_pid(api)),
-                    httpx.AsyncClient(base_url=api.url, timeout=60) as http,
-                ):
-                    data = await graphql(http, token, CREATE_USER, {"p": PASSWORD})
-                    address = data["createUser"]["wallet"]["address"]
-                    await http.post(
-                        anvil.url,
-                        json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
-                              "params": [address, hex(100 * 10**18)]},
-                    )  # fmt: skip
-                    for size in [1, *sizes]:
-                        submit = {"to": RECIPIENT, "value": "1000", "password": PASSWORD}
-                        data = await graphql(http, token, SUBMIT, {"i": submit})
-                        tx_id = data["submitTransaction"]["id"]
-                        rounds.append(
-                            await fan_out(
-                                size, n_clients, env=env, api=api, token=token, tx_id=tx_id,
-                                deflate=deflate, budget=budget, in_flight=in_flight,
-                                arrivals=arrivals,
-                            )
-                        )  # fmt: skip
-                        r = rounds[-1]
-                        print(
-                            f"N={size:,}: {r.connected:,} connected in {r.connect_seconds:.1f}"
-                            f" s, {len(r.received):,} got the event",
-                            flush=True,
+                chain = chain_of(anvil, bump_interval_seconds=600, deadline_seconds=900)
+                env = walletql_env(url, data_dir, **BENCH_ENV, WALLETQL_CHAINS=json.dumps([chain]))
+                async with ServerProcess(env, ("serve", "--no-worker"), strict=False) as api:
+
+                    def notified(event: dict[str, Any], received: float) -> None:
+                        # The API server's CPU time when the event was committed.
+                        key = (event["tx"], int(event["seq"]))
+                        arrivals[key] = (received, process_cpu(api.pid))
+
+                    async with (
+                        notifications(asyncpg_dsn(url), notified),
+                        httpx.AsyncClient(base_url=api.url, timeout=60) as http,
+                    ):
+                        data = await graphql.data(
+                            http, "/graphql", CREATE_USER, {"p": PASSWORD}, token=token
                         )
+                        address = data["createUser"]["wallet"]["address"]
+                        await http.post(
+                            anvil.url,
+                            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+                                  "params": [address, hex(100 * 10**18)]},
+                        )  # fmt: skip
+                        await fan_out_rounds(
+                            [1, *sizes], n_clients, env=env, api=api, http=http, token=token,
+                            deflate=deflate, budget=budget, in_flight=in_flight,
+                            arrivals=arrivals, rounds=rounds,
+                        )  # fmt: skip
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     report(rounds, deflate, automine, budget)
+
+
+async def fan_out_rounds(
+    sizes: Sequence[int], n_clients: int, *, env: dict[str, str], api: ServerProcess,
+    http: httpx.AsyncClient, token: str, deflate: bool, budget: float, in_flight: int,
+    arrivals: dict[tuple[str, int], tuple[float, float]], rounds: list[Round],
+) -> None:  # fmt: skip
+    """One round per size, each on a transaction of its own."""
+    from testkit import graphql
+    from testkit.pipeline import PASSWORD, RECIPIENT
+
+    for size in sizes:
+        submit = {"to": RECIPIENT, "value": "1000", "password": PASSWORD}
+        data = await graphql.data(http, "/graphql", SUBMIT, {"i": submit}, token=token)
+        tx_id = data["submitTransaction"]["id"]
+        rounds.append(
+            await fan_out(
+                size, n_clients, env=env, api=api, token=token, tx_id=tx_id,
+                deflate=deflate, budget=budget, in_flight=in_flight, arrivals=arrivals,
+            )
+        )  # fmt: skip
+        r = rounds[-1]
+        print(
+            f"N={size:,}: {r.connected:,} connected in {r.connect_seconds:.1f}"
+            f" s, {len(r.received):,} got the event",
+            flush=True,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

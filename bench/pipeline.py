@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import json
 import os
 import secrets
 import shutil
@@ -38,24 +39,28 @@ import httpx
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from bench.common import (
+from bench.measure import (
+    BENCH_ENV,
     DATA,
-    ServerProcess,
-    base_env,
-    chains_json,
-    fresh_database,
+    bench_postgres,
+    connected_to,
     machine,
+    machine_cpu,
     now,
-    postgres_server,
     print_table,
+    process_cpu,
     summary,
 )
-from tests.chain_support import Anvil
+from testkit import graphql
+from testkit.anvil import Anvil
+from testkit.env import PIPELINE_CHAIN, chain_of, walletql_env
+from testkit.pipeline import CREATE_USER, RECIPIENT, fund
+from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.process import ServerProcess
 from walletql.devauth import DevSigner
 
 CHAIN_ID = 31337
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench users' password)
-RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 VALUE = 1000
 FUNDING_WEI = 10 * 10**18
 POLL_SECONDS = 0.025
@@ -64,30 +69,10 @@ PIPELINE_SETTINGS = {
     "WALLETQL_QUEUE_WAIT_SECONDS": "0.5",
     "WALLETQL_WORKER_CONCURRENCY": "8",
 }
-CREATE_USER = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }"
 SUBMIT = "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id status } }"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- CPU accounting (Linux /proc) --------------------------------------------------------------
-
-
-def process_cpu(pid: int | None) -> float:
-    """User + system CPU seconds of one process so far (0 once it is gone)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy_cpu() -> float:
-    """CPU seconds the whole machine spent not idle, summed over cores."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
 @dataclass
@@ -119,14 +104,14 @@ class CpuMeter:
             name: {pid: process_cpu(pid) for pid in group}
             for name, group in (await self._pids()).items()
         }
-        self._machine = machine_busy_cpu()
+        self._machine = machine_cpu()[0]
 
     async def stop(self) -> None:
         self.used = {
             name: sum(process_cpu(pid) - self._before.get(name, {}).get(pid, 0.0) for pid in group)
             for name, group in (await self._pids()).items()
         }
-        self.used["machine"] = machine_busy_cpu() - self._machine
+        self.used["machine"] = machine_cpu()[0] - self._machine
         self.used["other"] = max(
             0.0, self.used["machine"] - sum(v for k, v in self.used.items() if k != "machine")
         )
@@ -174,10 +159,6 @@ def shares(n: int, users: int) -> list[int]:
 # -- baseline: web3.py straight to the node ----------------------------------------------------
 
 
-async def set_balance(w3: AsyncWeb3[Any], address: str) -> None:
-    await w3.provider.make_request("anvil_setBalance", [address, hex(FUNDING_WEI)])
-
-
 async def run_baseline(anvil: Anvil, n: int, users: int, *, presign: bool = False) -> Run:
     """web3.py alone: ``users`` fresh funded accounts, each sending its share concurrently
     with local nonces, then waiting for every receipt. With ``presign`` the signing happens
@@ -185,7 +166,7 @@ async def run_baseline(anvil: Anvil, n: int, users: int, *, presign: bool = Fals
     w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
     accounts = [Account.create() for _ in range(users)]
     for account in accounts:
-        await set_balance(w3, account.address)
+        await fund(w3, account.address, FUNDING_WEI)
     block = await w3.eth.get_block("latest")
     tip = await w3.eth.max_priority_fee
     max_fee = 2 * int(block.get("baseFeePerGas", 0)) + tip
@@ -238,38 +219,6 @@ async def run_baseline(anvil: Anvil, n: int, users: int, *, presign: bool = Fals
 # -- walletql ----------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def spawned(env: dict[str, str], *args: str) -> AsyncIterator[ServerProcess]:
-    """A ServerProcess that is killed by its PID if it did not stop (or start) cleanly."""
-    server = ServerProcess(env, args)
-    try:
-        async with server:
-            yield server
-    finally:
-        if server.proc is not None and server.proc.returncode is None:
-            server.proc.kill()
-            await server.proc.wait()
-
-
-def connected_to(pid: int, port: int) -> bool:
-    """True once process ``pid`` holds an established TCP connection to ``port`` (Linux)."""
-    inodes = set()
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-    for table in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-                cols = line.split()
-                remote_port = int(cols[2].rsplit(":", 1)[1], 16)
-                if remote_port == port and cols[3] == "01" and cols[9] in inodes:
-                    return True
-    return False
-
-
 async def wait_workers_ready(workers: Sequence[ServerProcess], db_port: int) -> None:
     """Wait until every worker has connected to PostgreSQL: its receive loop is running (the
     engine connects lazily, after every start-up import; web3 is still imported lazily, on
@@ -285,19 +234,10 @@ async def wait_workers_ready(workers: Sequence[ServerProcess], db_port: int) -> 
     raise RuntimeError("the workers never connected to PostgreSQL")
 
 
-async def graphql(
+async def graphql_data(
     client: httpx.AsyncClient, token: str, query: str, variables: dict[str, Any]
 ) -> dict[str, Any]:
-    response = await client.post(
-        "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-    )
-    body: dict[str, Any] = response.json()
-    if "errors" in body or response.status_code != 200:
-        raise RuntimeError(f"GraphQL error: {body}")
-    data: dict[str, Any] = body["data"]
-    return data
+    return await graphql.data(client, "/graphql", query, variables, token=token)
 
 
 async def status_counts(conn: asyncpg.Connection, excluded: str) -> dict[str, int]:
@@ -340,14 +280,16 @@ class Setup:
         """Start ``count`` workers and warm each one up with a message of its own: web3 is
         imported lazily, on a worker's first message, and that belongs to start-up."""
         for _ in range(count):
-            self.workers.append(await stack.enter_async_context(spawned(self.env, "worker")))
+            self.workers.append(
+                await stack.enter_async_context(ServerProcess(self.env, ("worker",)))
+            )
         stack.callback(self.signal_workers, signal.SIGCONT)  # never leave one paused
         await wait_workers_ready(self.workers, urlsplit(self.url).port or 5432)
         for worker in self.workers:
             others = [w for w in self.workers if w is not worker]
             self.signal_workers(signal.SIGSTOP, others)
             try:
-                data = await graphql(
+                data = await graphql_data(
                     self.client, self.warmup_token, SUBMIT,
                     {"i": {"to": RECIPIENT, "value": str(VALUE), "password": PASSWORD}},
                 )  # fmt: skip
@@ -375,32 +317,28 @@ async def walletql_setup(admin_dsn: str, anvil: Anvil, users: int) -> AsyncItera
     DATA.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix="pipeline-", dir=DATA))
     try:
-        async with fresh_database(admin_dsn) as url:
-            env = base_env(
-                url,
-                data_dir,
-                WALLETQL_CHAINS=chains_json(
-                    CHAIN_ID, anvil.url, confirmations=1, bump_interval_seconds=60,
-                    deadline_seconds=300,
-                ),
+        async with fresh_database(admin_dsn, "walletql_bench") as url:
+            env = walletql_env(
+                url, data_dir, **BENCH_ENV,
+                WALLETQL_CHAINS=json.dumps([chain_of(anvil, **PIPELINE_CHAIN)]),
                 WALLETQL_PEPPER=secrets.token_hex(32),
                 **PIPELINE_SETTINGS,
             )  # fmt: skip
             signer = DevSigner(data_dir)
             tokens = [signer.mint(f"bench-user-{i}", ttl=3600) for i in range(users + 1)]
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            conn = await asyncpg.connect(asyncpg_dsn(url))
             try:
                 async with (
-                    spawned(env, "serve", "--no-worker") as api,
+                    ServerProcess(env, ("serve", "--no-worker")) as api,
                     httpx.AsyncClient(base_url=api.url, timeout=180, limits=limits) as client,
                 ):
                     created = await asyncio.gather(
-                        *(graphql(client, t, CREATE_USER, {"p": PASSWORD}) for t in tokens)
+                        *(graphql_data(client, t, CREATE_USER, {"p": PASSWORD}) for t in tokens)
                     )
                     w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
                     for data in created:
-                        await set_balance(w3, data["createUser"]["wallet"]["address"])
+                        await fund(w3, data["createUser"]["wallet"]["address"], FUNDING_WEI)
                     await w3.provider.disconnect()
                     warmup_address = created[-1]["createUser"]["wallet"]["address"]
                     yield Setup(
@@ -421,7 +359,7 @@ async def submit_all(setup: Setup, n: int, run: Run, in_flight: int) -> None:
         async with slots:
             sent = now()
             try:
-                await graphql(
+                await graphql_data(
                     setup.client,
                     token,
                     SUBMIT,
@@ -579,7 +517,7 @@ async def main(n: int, users: int, limit_seconds: float, in_flight: int) -> None
         f"\n{machine()}; load average at start {load}; {n} transactions from {users} accounts "
         f"per mode; at most {in_flight} submits in flight; worker settings {PIPELINE_SETTINGS}"
     )
-    with postgres_server() as admin_dsn:
+    with bench_postgres() as admin_dsn:
         async with Anvil(chain_id=CHAIN_ID) as anvil:
             plan = Plan(admin_dsn, anvil, n, users, in_flight, limit_seconds)
             baselines = [

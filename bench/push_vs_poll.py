@@ -28,32 +28,31 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import httpx
 
-from bench.common import (
+from bench.measure import (
+    BENCH_ENV,
     DATA,
-    ServerProcess,
-    base_env,
-    chains_json,
-    fresh_database,
+    bench_postgres,
     machine,
+    notifications,
     percentile,
-    postgres_server,
     print_table,
 )
-from services.events import CHANNEL
-from tests.chain_support import Anvil
-from tests.pipeline_support import FINAL, PASSWORD, RECIPIENT
-from tests.ws_support import GraphQLWS
+from testkit import graphql
+from testkit.anvil import Anvil
+from testkit.env import chain_of, walletql_env
+from testkit.pipeline import CREATE_USER, FINAL, PASSWORD, RECIPIENT
+from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.process import ServerProcess
+from testkit.ws import GraphQLWS
 from walletql.devauth import DevSigner
 
 WATCHED = ("SUBMITTED", "MINED", "CONFIRMED")
-CREATE_USER = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }"
 SUBMIT = "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id status } }"
 POLL = "query($id: ID!) { transaction(id: $id) { status events { seq status at } } }"
 SUBSCRIBE = "subscription($id: ID!) { transactionStatus(id: $id, afterSeq: 0) { seq status at } }"
@@ -99,16 +98,7 @@ class Api:
         self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32))
 
     async def call(self, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        response = await self.http.post(
-            self.url,
-            json={"query": query, "variables": variables},
-            headers={"authorization": f"Bearer {token}"},
-        )
-        body: dict[str, Any] = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL error: {body['errors']}")
-        data: dict[str, Any] = body["data"]
-        return data
+        return await graphql.data(self.http, self.url, query, variables, token=token)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -129,38 +119,6 @@ async def miner(url: str, stop: asyncio.Event) -> None:
             await rpc(client, url, "evm_mine", [])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), MINE_EVERY)
-
-
-@contextlib.asynccontextmanager
-async def listening(dsn: str, results: Results) -> AsyncIterator[None]:
-    """Our own LISTEN on the events channel: when each notification arrives (~ the commit)."""
-    connection = await asyncpg.connect(dsn)
-
-    def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
-        received = time.time()
-        event = json.loads(payload)
-        results.notify[(event["tx"], int(event["seq"]))] = received
-
-    await connection.add_listener(CHANNEL, on_notify)
-    try:
-        yield
-    finally:
-        await connection.close()
-
-
-@contextlib.asynccontextmanager
-async def process(env: dict[str, str], args: Sequence[str]) -> AsyncIterator[ServerProcess]:
-    """A ServerProcess that is killed by its PID if it does not stop on SIGTERM."""
-    server = ServerProcess(env, tuple(args))
-    try:
-        yield await server.__aenter__()
-    finally:
-        try:
-            await server.__aexit__(None, None, None)
-        except (TimeoutError, ProcessLookupError):
-            if server.proc is not None and server.proc.returncode is None:
-                server.proc.kill()
-                await server.proc.wait()
 
 
 async def poller(api: Api, token: str, tx_id: str, interval: float, phase: float) -> Seen:
@@ -328,25 +286,32 @@ async def run(n: int, lanes: int) -> None:
     data_dir.mkdir(parents=True)
     signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
     try:
-        with postgres_server() as admin_dsn:
-            async with fresh_database(admin_dsn) as url, Anvil(chain_id=31337) as anvil:
-                env = base_env(
+        with bench_postgres() as admin_dsn:
+            async with (
+                fresh_database(admin_dsn, "walletql_bench") as url,
+                Anvil(chain_id=31337) as anvil,
+            ):
+                env = walletql_env(
                     url,
                     data_dir,
-                    WALLETQL_CHAINS=chains_json(anvil.chain_id, anvil.url, confirmations=2),
+                    **BENCH_ENV,
+                    WALLETQL_CHAINS=json.dumps([chain_of(anvil, confirmations=2)]),
                     WALLETQL_WORKER_CHECK_INTERVAL_SECONDS="0.5",
                     WALLETQL_QUEUE_WAIT_SECONDS="1",
                 )
-                dsn = url.replace("postgresql+asyncpg://", "postgresql://")
                 stop = asyncio.Event()
+
+                def notified(event: dict[str, Any], received: float) -> None:
+                    results.notify[(event["tx"], int(event["seq"]))] = received
+
                 async with (
-                    process(env, ("serve", "--no-worker")) as api_proc,
-                    process(env, ("worker",)),
-                    listening(dsn, results),
+                    ServerProcess(env, ("serve", "--no-worker"), strict=False) as api_proc,
+                    ServerProcess(env, ("worker",), strict=False),
+                    notifications(asyncpg_dsn(url), notified),
                 ):
                     mining = asyncio.create_task(miner(anvil.url, stop))
                     api = Api(api_proc.url)
-                    ws_url = api_proc.url.replace("http://", "ws://") + "/graphql"
+                    ws_url = api_proc.ws_url
                     started = time.perf_counter()
                     try:
                         per_lane = [n // lanes + (1 if i < n % lanes else 0) for i in range(lanes)]

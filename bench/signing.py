@@ -31,26 +31,22 @@ from typing import Any
 
 import httpx
 
-from bench.api_throughput import (
-    PASSWORD,
-    Step,
-    Target,
-    cpu_seconds,
-    create_user,
-    load_average,
-    run_step,
-    walletql_server,
-)
-from bench.common import (
+from bench.api_throughput import PASSWORD, Step, Target, create_user, run_step
+from bench.measure import (
+    BENCH_ENV,
     DATA,
-    base_env,
-    fresh_database,
+    bench_postgres,
+    load_average,
     machine,
     percentile,
-    postgres_server,
     print_table,
+    process_cpu,
+    run_script,
 )
 from services.keys import KdfParams, KeyVault
+from testkit.env import walletql_env
+from testkit.postgres import fresh_database
+from testkit.process import ServerProcess
 from walletql.settings import Settings
 
 SUB = "bench-signing-user"
@@ -231,16 +227,15 @@ async def me_phase(
 async def server_part(url: str, data_dir: Path) -> None:
     from walletql.devauth import DevSigner
 
-    env = base_env(url, data_dir)
+    env = walletql_env(url, data_dir, **BENCH_ENV)
     token = DevSigner(data_dir).mint(SUB, ttl=3600)
     limits = httpx.Limits(max_connections=CONCURRENCY + 2, max_keepalive_connections=CONCURRENCY)
     async with (
-        walletql_server(env) as server,
+        ServerProcess(env, ("serve", "--no-worker")) as server,
         httpx.AsyncClient(timeout=120, limits=limits) as client,
     ):
-        assert server.proc is not None
         address = await create_user(server.url, token)
-        target = Target("walletql", server.url, server.proc.pid, address)
+        target = Target("walletql", server.url, server.pid, address)
         signer = Signer(client, server.url, token)
         for _ in range(3):  # warm-up: imports, the chain's first answers
             await signer.sign("signTransaction")
@@ -252,12 +247,12 @@ async def server_part(url: str, data_dir: Path) -> None:
 
         signer.latencies.clear()
         stop = asyncio.Event()
-        cpu0, wall0 = cpu_seconds(server.proc.pid), time.perf_counter()
+        cpu0, wall0 = process_cpu(server.pid), time.perf_counter()
         loop_task = asyncio.create_task(signer.loops("signTransaction", stop))
         await asyncio.sleep(CONCURRENT_SECONDS)
         stop.set()
         concurrent_rate = await loop_task
-        concurrent_cpu = (cpu_seconds(server.proc.pid) - cpu0) / (time.perf_counter() - wall0)
+        concurrent_cpu = (process_cpu(server.pid) - cpu0) / (time.perf_counter() - wall0)
         concurrent = list(signer.latencies)
 
         phases = []
@@ -272,7 +267,7 @@ async def server_part(url: str, data_dir: Path) -> None:
 
     print_table(
         f"signTransaction against one server (default KDF, kdf_concurrency="
-        f"{Settings(_env_file=None).kdf_concurrency})",  # type: ignore[call-arg]
+        f"{Settings(_env_file=None).kdf_concurrency})",
         ["run", "requests", "p50 ms", "p99 ms", "signings/s", "server CPU"],
         [
             [
@@ -345,8 +340,8 @@ async def main() -> None:
     )
     data_dir = DATA / f"signing-{uuid.uuid4().hex[:8]}"
     try:
-        with postgres_server() as admin:
-            async with fresh_database(admin) as url:
+        with bench_postgres() as admin:
+            async with fresh_database(admin, "walletql_bench") as url:
                 await server_part(url, data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -354,4 +349,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_script(__doc__, main)

@@ -1,101 +1,50 @@
-"""Fixtures that start the real things: PostgreSQL, a migrated database per test, uvicorn."""
+"""Fixtures that start the real things: PostgreSQL, a migrated database per test, uvicorn,
+anvil, moto, and the settings of a worker-running walletql on a chain."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from tests.chain_support import Anvil, anvil_available, contracts_available
-from tests.support import LiveServer, make_settings
+from testkit import ROOT
+from testkit.anvil import Anvil, anvil_available
+from testkit.contracts import contracts_available
+from testkit.env import PipelineSettings, chain_of, make_settings, pipeline_settings
+from testkit.postgres import fresh_database, postgres_server
+from testkit.server import LiveServer
+from testkit.sqs import MotoSqsServer
 from walletql.app import create_app
 from walletql.devauth import DevSigner
-from walletql.migrate import upgrade
 from walletql.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = _asyncpg_dsn(url).rpartition("/")
-    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """A PostgreSQL server to create test databases on: the configured one, else embedded."""
-    configured = os.environ.get("WALLETQL_TEST_DATABASE_URL")
-    if configured:
-        yield _asyncpg_dsn(configured)
-        return
-    from walletql.embedded_pg import EmbeddedPostgres
-
-    # Not under pytest's tmp dir: that is private to root, and as root the server runs as
-    # 'nobody', which must be able to enter the data dir's parents.
     data_dir = Path(os.environ.get("WALLETQL_TEST_PG_DIR", ROOT / ".data" / "test"))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = EmbeddedPostgres(data_dir, database="postgres")
-    server.start()
-    try:
-        yield _asyncpg_dsn(server.url)
-    finally:
-        server.stop()
-
-
-async def _admin(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    with postgres_server("WALLETQL_TEST_DATABASE_URL", data_dir=data_dir) as admin_dsn:
+        yield admin_dsn
 
 
 @pytest.fixture(scope="session")
 async def template_database(pg_admin_url: str) -> AsyncIterator[str]:
     """A database migrated once; every test copies it (CREATE DATABASE … TEMPLATE)."""
-    name = f"walletql_tpl_{uuid.uuid4().hex[:10]}"
-    await _admin(pg_admin_url, f'CREATE DATABASE "{name}"')
-    url = _with_database(pg_admin_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
-    await asyncio.to_thread(upgrade, url)
-    try:
-        yield name
-    finally:
-        await _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_database(pg_admin_url, "walletql_tpl") as url:
+        yield url.rpartition("/")[2]
 
 
 @pytest.fixture
 async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test, dropped afterwards."""
-    name = f"walletql_t_{uuid.uuid4().hex[:10]}"
-    for attempt in range(50):
-        try:
-            await _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-            break
-        except asyncpg.ObjectInUseError:
-            # "source database is being accessed by other users": autovacuum may visit
-            # the template for a moment.
-            if attempt == 49:
-                raise
-            await asyncio.sleep(0.1)
-    try:
-        yield _with_database(pg_admin_url, name).replace(
-            "postgresql://", "postgresql+asyncpg://", 1
-        )
-    finally:
-        await _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_database(pg_admin_url, template=template_database) as url:
+        yield url
 
 
 @pytest.fixture
@@ -104,8 +53,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def signer(settings: Settings) -> DevSigner:
-    return DevSigner(settings.data_dir)
+def signer(tmp_path: Path) -> DevSigner:
+    """Mints tokens that a walletql whose data dir is ``tmp_path`` accepts."""
+    return DevSigner(tmp_path)
 
 
 @pytest.fixture
@@ -144,24 +94,46 @@ async def manual_anvil() -> AsyncIterator[tuple[Anvil, AsyncWeb3[Any]]]:
         await w3.provider.disconnect()
 
 
-def anvil_chain(anvil: Anvil, **overrides: Any) -> dict[str, Any]:
-    return {"chain_id": anvil.chain_id, "name": "anvil", "rpc_url": anvil.url, **overrides}
-
-
 @pytest.fixture
 async def anvil_server(
     tmp_path: Path, database_url: str, anvil: Anvil
 ) -> AsyncIterator[LiveServer]:
     """walletql whose default chain is the anvil node."""
-    settings = make_settings(tmp_path, database_url, chains=[anvil_chain(anvil)])
+    settings = make_settings(tmp_path, database_url, chains=[chain_of(anvil)])
     async with LiveServer(create_app(settings)) as live:
         yield live
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def pipeline(tmp_path: Path, database_url: str) -> PipelineSettings:
+    """``pipeline(node, **overrides)``: settings for a worker-running walletql on ``node``
+    (None: the embedded chain), in this test's data dir and database; see
+    testkit.env.pipeline_settings."""
+
+    def build(node: Anvil | None, **overrides: Any) -> Settings:
+        return pipeline_settings(tmp_path, database_url, node, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def anvil_settings(pipeline: PipelineSettings, anvil: Anvil) -> Settings:
+    """The pipeline on the session's anvil, with the default test timing."""
+    return pipeline(anvil)
+
+
+@pytest.fixture
+def manual_settings(
+    pipeline: PipelineSettings, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+) -> Settings:
+    """The pipeline on a node of its own that mines only when told (``manual_anvil``)."""
+    return pipeline(manual_anvil[0])
+
+
+@pytest.fixture(scope="module")
+def moto_sqs() -> Iterator[MotoSqsServer]:
+    with MotoSqsServer() as server:
+        yield server
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

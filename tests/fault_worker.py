@@ -11,7 +11,8 @@ import os
 import signal
 
 from services.chains import Chain
-from walletql.cli import configure_logging, run_loop
+from walletql.cli import run_loop
+from walletql.logs import configure_logging
 from walletql.runtime import build_chains, serve_worker
 from walletql.settings import Settings
 

@@ -18,8 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from testkit.env import make_settings
+from testkit.graphql import error_codes
+from testkit.server import LiveServer
 from tests.jwks_support import Issuer
-from tests.support import LiveServer, error_codes, make_settings
 from walletql.app import create_app
 from walletql.devauth import DEV_AUDIENCE, DEV_ISSUER, DevSigner
 
@@ -79,9 +81,10 @@ async def test_token_missing_a_required_claim_is_rejected(
     key = serialization.load_pem_private_key(
         (signer.data_dir / "jwt-dev-key.pem").read_bytes(), password=None
     )
+    assert isinstance(key, rsa.RSAPrivateKey)  # the dev key is RS256's
     token = jwt.encode(
         _claims(**{claim: None}), key, algorithm="RS256", headers={"kid": signer.kid}
-    )  # type: ignore[arg-type]
+    )
     await assert_rejected(server, token)
 
 

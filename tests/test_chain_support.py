@@ -12,15 +12,8 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError
 from web3.types import TxParams, Wei
 
-from tests.chain_support import (
-    Anvil,
-    anvil_available,
-    contracts_available,
-    deploy_erc20,
-    erc20,
-    mint_erc20,
-    send_signed,
-)
+from testkit.anvil import Anvil, anvil_available
+from testkit.contracts import contracts_available, deploy_erc20, erc20, mint_erc20, send_signed
 
 ONE_TOKEN = 10**18
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,38 +17,13 @@ import httpx
 import pytest
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.conftest import ROOT, free_port
-
-WALLETQL = [sys.executable, "-m", "walletql.cli"]
-
-
-async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *WALLETQL, *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def wait_until_up(
-    client: httpx.AsyncClient, url: str, proc: asyncio.subprocess.Process
-) -> None:
-    for _ in range(600):
-        if proc.returncode is not None:
-            pytest.fail("serve exited early")
-        try:
-            if (await client.get(url)).status_code == 200:
-                return
-        except httpx.TransportError:
-            await asyncio.sleep(0.1)
-    pytest.fail("serve did not come up in 60 s")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")}
-    return {**env, **extra}
+from testkit import ROOT
+from testkit.anvil import Anvil
+from testkit.env import chain_of, clean_env
+from testkit.net import free_port, wait_http
+from testkit.pipeline import fund
+from testkit.postgres import asyncpg_dsn, create_database, drop_database
+from testkit.process import WALLETQL, ServerProcess, run_walletql
 
 
 @pytest.fixture
@@ -71,8 +44,8 @@ async def test_serve_on_embedded_defaults_then_token_create_user_and_me(data_dir
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(timeout=10) as client:
-            await wait_until_up(client, f"{base}/healthz", proc)
-            status, token, _ = await run("token", "alice", env=env)
+            await wait_http(f"{base}/healthz", proc, seconds=60)
+            status, token, _ = await run_walletql("token", "alice", env=env)
             assert status == 0
             token = token.strip()
             headers = {"authorization": f"Bearer {token}"}
@@ -111,30 +84,22 @@ def test_token_refuses_when_an_external_jwks_is_configured(tmp_path: Path) -> No
 async def test_serve_with_walletql_chains_signs_for_an_anvil_node(
     anvil: Anvil, anvil_w3: AsyncWeb3[Any], database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = clean_env(
         WALLETQL_DATA_DIR=str(tmp_path),
-        WALLETQL_PORT=str(port),
         WALLETQL_DATABASE_URL=database_url,
-        WALLETQL_CHAINS=json.dumps(
-            [{"chain_id": anvil.chain_id, "name": "anvil", "rpc_url": anvil.url}]
-        ),
+        WALLETQL_CHAINS=json.dumps([chain_of(anvil)]),
     )
-    proc = await asyncio.create_subprocess_exec(
-        *WALLETQL, "serve", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        base = f"http://127.0.0.1:{port}/graphql"
-        _, token, _ = await run("token", "alice", env=env)
+    async with ServerProcess(env, ("serve",)) as server:
+        base = f"{server.url}/graphql"
+        _, token, _ = await run_walletql("token", "alice", env=env)
         headers = {"authorization": f"Bearer {token.strip()}"}
         async with httpx.AsyncClient(timeout=10) as client:
-            await wait_until_up(client, f"http://127.0.0.1:{port}/healthz", proc)
             create = (
                 'mutation { createUser(input: {password: "correct horse"}) { wallet { address } } }'
             )
             created = (await client.post(base, json={"query": create}, headers=headers)).json()
             address = created["data"]["createUser"]["wallet"]["address"]
-            await anvil_w3.provider.make_request("anvil_setBalance", [address, hex(10**18)])  # type: ignore[arg-type]
+            await fund(anvil_w3, address, 10**18)
             sign = (
                 'mutation { signTransaction(input: {password: "correct horse", value: "1000", '
                 'to: "0x000000000000000000000000000000000000dEaD"}) { raw hash } }'
@@ -145,21 +110,16 @@ async def test_serve_with_walletql_chains_signs_for_an_anvil_node(
         receipt = await anvil_w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt["status"] == 1
         assert receipt["from"] == address
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
 
 
 async def test_migrate_creates_the_schema(pg_admin_url: str) -> None:
     name = f"walletql_m_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = await create_database(pg_admin_url, name)
     try:
-        url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
-        env = clean_env(WALLETQL_DATABASE_URL=url.replace("postgresql://", "postgresql+asyncpg://"))
-        status, _, err = await run("migrate", env=env)
+        env = clean_env(WALLETQL_DATABASE_URL=url)
+        status, _, err = await run_walletql("migrate", env=env)
         assert status == 0, err
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(asyncpg_dsn(url))
         tables = {
             r["tablename"]
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -167,5 +127,4 @@ async def test_migrate_creates_the_schema(pg_admin_url: str) -> None:
         await conn.close()
         assert {"users", "wallets", "transactions", "transaction_events", "nonce_states"} <= tables
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_admin_url, name)

@@ -190,14 +190,14 @@ def test_settings_refuse_an_unusable_url_in_one_line_without_the_password(
     assert PASSWORD not in message
     # pydantic's own text hides the input too (it lands in tracebacks elsewhere).
     with pytest.raises(ValidationError) as raw:
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
     assert PASSWORD not in str(raw.value)
     assert describe(raw.value) == message
 
 
 def test_settings_parse_the_url_once_for_every_consumer() -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=f"postgres://wq:{PASSWORD}@db.example/walletql?sslmode=disable",
     )
     assert settings.database is not None
@@ -207,6 +207,6 @@ def test_settings_parse_the_url_once_for_every_consumer() -> None:
 
 
 def test_an_empty_url_means_the_embedded_database() -> None:
-    settings = Settings(_env_file=None, database_url="")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url="")
     assert settings.database is None
     assert settings.embedded_database

@@ -11,8 +11,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from testkit.graphql import error_codes, only_error
+from testkit.server import LiveServer
 from tests import raw_http
-from tests.support import LiveServer, error_codes, only_error
 from walletql.devauth import DevSigner
 from walletql.recursion import DEFAULT_RECURSION_LIMIT
 

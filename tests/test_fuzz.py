@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import ASGIApp
 
-from tests.support import make_settings
+from testkit.env import make_settings
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 

@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from schema import build_schema
-from tests.support import LiveServer, error_codes, make_settings, only_error
+from testkit.env import make_settings
+from testkit.graphql import error_codes, only_error
+from testkit.server import LiveServer
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import LiveServer, error_codes, only_error
+from testkit.graphql import error_codes, only_error
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
 PASSWORD = "correct horse battery"

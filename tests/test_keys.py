@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from db.models import Wallet
 from services.errors import DecryptionFailed
 from services.keys import KdfParams, KeyVault, SealedKey
-from tests.support import LiveServer
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner, load_or_create_pepper
 from walletql.settings import Settings
 
@@ -73,7 +73,7 @@ async def test_records_keep_their_own_kdf_parameters() -> None:
 
 def test_kdf_below_the_minimum_is_refused_by_settings() -> None:
     with pytest.raises(ValueError, match="kdf_memory_kib"):
-        Settings(_env_file=None, kdf_memory_kib=1024)  # type: ignore[call-arg]
+        Settings(_env_file=None, kdf_memory_kib=1024)
 
 
 async def test_created_wallet_is_stored_sealed_with_its_parameters(
@@ -105,6 +105,6 @@ def test_production_requires_database_jwks_and_pepper() -> None:
     with pytest.raises(
         ValueError, match="WALLETQL_DATABASE_URL, WALLETQL_JWKS_URL, WALLETQL_PEPPER"
     ):
-        Settings(_env_file=None, env="production")  # type: ignore[call-arg]
+        Settings(_env_file=None, env="production")
     with pytest.raises(ValueError, match="at least 32"):
-        Settings(_env_file=None, pepper="short")  # type: ignore[call-arg]
+        Settings(_env_file=None, pepper="short")

@@ -7,13 +7,13 @@ import ast
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli import clean_env
+from testkit import ROOT
+from testkit.env import clean_env
+from testkit.process import start_walletql
 
 GRAPHQL_STACK = ("schema", "resolvers", "strawberry", "graphql", "starlette", "uvicorn")
 
@@ -62,10 +62,9 @@ async def test_walletql_worker_loads_no_graphql_stack(database_url: str, tmp_pat
         ),
         WALLETQL_QUEUE_WAIT_SECONDS="0.2",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-X", "importtime", "-m", "walletql.cli", "worker",
-        env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc = await start_walletql(
+        "worker", env=env, python_args=("-X", "importtime"), stderr=asyncio.subprocess.PIPE
+    )
     assert proc.stderr is not None
     lines: list[str] = []
     while True:

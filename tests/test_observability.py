@@ -18,11 +18,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.listener import APPLICATION_NAME
-from tests.conftest import free_port
+from testkit.env import PipelineSettings, make_settings
+from testkit.graphql import error_codes
+from testkit.net import free_port
+from testkit.pipeline import new_wallet, submit
+from testkit.server import LiveServer
+from testkit.ws import GraphQLWS
 from tests.jwks_support import Issuer
-from tests.pipeline_support import new_wallet, pipeline_settings, submit
-from tests.support import LiveServer, error_codes, make_settings
-from tests.ws_support import GraphQLWS
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.logs import log_handler
@@ -54,11 +56,11 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 async def test_metrics_count_queries_errors_subscriptions_and_queue_messages(
-    tmp_path: Path, database_url: str
+    pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, None)  # the in-process EVM and worker
+    settings = pipeline(None)  # the in-process EVM and worker
     async with LiveServer(create_app(settings, run_worker=True)) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        token, _ = await new_wallet(server, signer, "alice", None)
         before = await scrape(server)
         assert (await server.graphql("query Me { me { sub } }", token=token))["data"] == {
             "me": {"sub": "alice"}

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil, deploy_erc20
-from tests.pipeline_support import (
+from testkit.anvil import Anvil
+from testkit.contracts import deploy_erc20
+from testkit.env import PipelineSettings
+from testkit.graphql import error_codes, only_error
+from testkit.pipeline import (
     PASSWORD,
     RECIPIENT,
     SUBMIT,
     fetch,
+    fund,
     mine,
     new_wallet,
     pipeline_server,
-    pipeline_settings,
     submit,
     wait_for,
 )
-from tests.support import error_codes, only_error
 from walletql.devauth import DevSigner
+from walletql.settings import Settings
 
 
 async def test_submit_reaches_confirmed_with_confirmations_counted_by_blocks(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, chain={"confirmations": 3})
-    signer = DevSigner(tmp_path)
+    settings = pipeline(anvil, chain={"confirmations": 3})
     async with pipeline_server(settings) as server:
         token, address = await new_wallet(server, signer, "alice", anvil_w3)
         before = await anvil_w3.eth.get_balance(RECIPIENT)
@@ -50,11 +51,10 @@ async def test_submit_reaches_confirmed_with_confirmations_counted_by_blocks(
 
 
 async def test_insufficient_funds_fails_at_once_and_stores_nothing(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+    async with pipeline_server(anvil_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3, ether=1)
         body = await server.graphql(
             SUBMIT,
             {"i": {"to": RECIPIENT, "value": str(2 * 10**18), "password": PASSWORD}},
@@ -68,11 +68,10 @@ async def test_insufficient_funds_fails_at_once_and_stores_nothing(
 
 
 async def test_idempotency_key_returns_the_same_transaction_or_conflicts(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+    async with pipeline_server(anvil_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         first = await submit(server, token, idempotencyKey="order-1")
         again = await submit(server, token, idempotencyKey="order-1")
         assert again["id"] == first["id"]
@@ -95,11 +94,10 @@ async def test_idempotency_key_returns_the_same_transaction_or_conflicts(
 
 
 async def test_fifty_concurrent_submits_with_one_key_make_one_transaction(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings, run_worker=False) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+    async with pipeline_server(anvil_settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         results = await asyncio.gather(
             *(submit(server, token, idempotencyKey="same") for _ in range(50))
         )
@@ -111,12 +109,12 @@ async def test_fifty_concurrent_submits_with_one_key_make_one_transaction(
 
 
 async def test_pending_transaction_is_bumped_and_the_bumped_hash_is_mined(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
     node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node, chain={"bump_interval_seconds": 1})
+    settings = pipeline(node, chain={"bump_interval_seconds": 1})
     async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         bumped = await wait_for(server, token, queued["id"], "SUBMITTED", reason="FEE_BUMP")
         assert bumped["hash"] != queued["hash"]
@@ -129,12 +127,12 @@ async def test_pending_transaction_is_bumped_and_the_bumped_hash_is_mined(
 
 
 async def test_deadline_sends_the_cancel_and_expires_then_the_wallet_still_works(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
     node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node, chain={"deadline_seconds": 1})
+    settings = pipeline(node, chain={"deadline_seconds": 1})
     async with pipeline_server(settings) as server:
-        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        token, address = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         await wait_for(server, token, queued["id"], "SUBMITTED", reason="DEADLINE")
         await mine(w3)
@@ -150,14 +148,13 @@ async def test_deadline_sends_the_cancel_and_expires_then_the_wallet_still_works
 
 
 async def test_revert_fails_with_the_decoded_reason(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
     token_address = await deploy_erc20(anvil_w3, anvil.private_keys[0], "Test Dollar", "TUSD")
     # transfer(RECIPIENT, 1 token) from a wallet that holds none reverts in the contract.
     data = "0xa9059cbb" + RECIPIENT[2:].lower().rjust(64, "0") + hex(10**18)[2:].rjust(64, "0")
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+    async with pipeline_server(anvil_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         queued = await submit(server, token, to=token_address, value="0", data=data, gas="100000")
         failed = await wait_for(server, token, queued["id"], "FAILED")
     assert failed["error"]["code"] == "REVERTED"
@@ -166,12 +163,11 @@ async def test_revert_fails_with_the_decoded_reason(
 
 
 async def test_speed_up_and_cancel_on_request(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
 ) -> None:
-    node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+    _, w3 = manual_anvil
+    async with pipeline_server(manual_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         await wait_for(server, token, queued["id"], "SUBMITTED")
         sped = await server.graphql(
@@ -198,11 +194,9 @@ async def test_speed_up_and_cancel_on_request(
 
 
 async def test_someone_elses_transaction_is_not_found(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    signer = DevSigner(tmp_path)
-    async with pipeline_server(settings, run_worker=False) as server:
+    async with pipeline_server(anvil_settings, run_worker=False) as server:
         token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         queued = await submit(server, token)
         mallory, _ = await new_wallet(server, signer, "mallory", None)
@@ -215,11 +209,10 @@ async def test_someone_elses_transaction_is_not_found(
 
 
 async def test_transactions_paginate_with_cursors_and_filter_by_status(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings, run_worker=False) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+    async with pipeline_server(anvil_settings, run_worker=False) as server:
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         ids = [(await submit(server, token))["id"] for _ in range(5)]
         page = (
             "query($a: String) { transactions(first: 2, after: $a) "
@@ -249,11 +242,11 @@ async def test_transactions_paginate_with_cursors_and_filter_by_status(
 
 
 async def test_a_rejected_transactions_nonce_is_filled_by_its_cancel(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=1)
+    settings = pipeline(anvil, worker_concurrency=1)
     async with pipeline_server(settings, run_worker=False) as api:
-        token, address = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+        token, address = await new_wallet(api, signer, "alice", anvil_w3, ether=1)
         # Each passes the preflight alone; together they need more than the wallet holds.
         first = await submit(api, token, value=str(6 * 10**17))
         second = await submit(api, token, value=str(6 * 10**17))
@@ -272,12 +265,12 @@ async def test_a_rejected_transactions_nonce_is_filled_by_its_cancel(
 
 
 async def test_later_transactions_wait_with_nonce_gap_until_the_wallet_is_funded(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=1)
+    settings = pipeline(anvil, worker_concurrency=1)
     fees = {"gas": "21000", "maxFeePerGas": str(3 * 10**9), "maxPriorityFeePerGas": "1"}
     async with pipeline_server(settings, run_worker=False) as api:
-        token, address = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3, ether=1)
+        token, address = await new_wallet(api, signer, "alice", anvil_w3, ether=1)
         balance = await anvil_w3.eth.get_balance(address)
         # The first leaves too little for the second, and for the second's cancel.
         first = await submit(api, token, value=str(balance - 21_000 * 3 * 10**9), **fees)
@@ -288,6 +281,6 @@ async def test_later_transactions_wait_with_nonce_gap_until_the_wallet_is_funded
             await wait_for(api, token, second["id"], "FAILED")
             waiting = await wait_for(api, token, third["id"], "QUEUED", reason="NONCE_GAP")
             assert "needs at least" in waiting["events"][-1]["reason"]
-            await anvil_w3.provider.make_request("anvil_setBalance", [address, hex(10**18)])  # type: ignore[arg-type]
+            await fund(anvil_w3, address, 10**18)
             await wait_for(api, token, third["id"], "CONFIRMED")
     assert await anvil_w3.eth.get_transaction_count(address) == int(third["nonce"]) + 1

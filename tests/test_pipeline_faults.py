@@ -9,21 +9,13 @@ from typing import Any
 import asyncpg
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.pipeline_support import (
-    fetch,
-    mine,
-    new_wallet,
-    pipeline_server,
-    pipeline_settings,
-    run_crashing_worker,
-    submit,
-    wait_for,
-    worker_env,
-)
+from testkit.anvil import Anvil
+from testkit.env import PipelineSettings, worker_env
+from testkit.pipeline import fetch, mine, new_wallet, pipeline_server, submit, wait_for
+from tests.support import run_crashing_worker
 from walletql.devauth import DevSigner
+from walletql.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
 
 
@@ -40,7 +32,7 @@ async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]
 
 
 async def pool_hashes(w3: AsyncWeb3[Any]) -> set[str]:
-    content = await w3.provider.make_request("txpool_content", [])  # type: ignore[arg-type]
+    content = await w3.provider.make_request("txpool_content", [])
     found = set()
     for section in content["result"].values():
         for by_nonce in section.values():
@@ -50,36 +42,36 @@ async def pool_hashes(w3: AsyncWeb3[Any]) -> set[str]:
 
 
 async def test_a_message_delivered_twice_changes_nothing_twice(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str, anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from services.queues.postgres import PostgresQueue
 
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+    async with pipeline_server(anvil_settings, run_worker=False) as api:
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         engine = create_async_engine(database_url)
-        await PostgresQueue(engine, settings.queue_name).send(queued["id"])  # the duplicate
+        await PostgresQueue(engine, anvil_settings.queue_name).send(queued["id"])  # the duplicate
         await engine.dispose()
-        async with pipeline_server(settings) as _worker_a, pipeline_server(settings) as _worker_b:
+        async with (
+            pipeline_server(anvil_settings) as _worker_a,
+            pipeline_server(anvil_settings) as _worker_b,
+        ):
             done = await wait_for(api, token, queued["id"], "CONFIRMED")
     assert [e["status"] for e in done["events"]] == STATUSES
     assert done["hashes"] == [queued["hash"]]
 
 
 async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
-    tmp_path: Path, database_url: str
+    database_url: str, pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
     async with Anvil(chain_id=31337, no_mining=True) as node:
         w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
-        settings = pipeline_settings(
-            tmp_path, database_url, node, queue_visibility_timeout_seconds=2
-        )
+        settings = pipeline(node, queue_visibility_timeout_seconds=2)
         env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
         async with pipeline_server(settings, run_worker=False) as api:
-            token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", w3)
+            token, _ = await new_wallet(api, signer, "alice", w3)
             queued = await submit(api, token)
             await run_crashing_worker(env)
             # The node has the bytes; the database never heard of it.
@@ -95,13 +87,13 @@ async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
 
 
 async def test_node_down_for_a_while_then_back_loses_nothing(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
     async with Anvil(chain_id=31337, no_mining=True, state_path=tmp_path / "anvil.json") as node:
         w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
-        settings = pipeline_settings(tmp_path, database_url, node, chain_timeout_seconds=1)
+        settings = pipeline(node, chain_timeout_seconds=1)
         async with pipeline_server(settings) as server:
-            token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+            token, _ = await new_wallet(server, signer, "alice", w3)
             queued = await submit(server, token)
             await wait_for(server, token, queued["id"], "SUBMITTED")
             node.stop()
@@ -116,11 +108,15 @@ async def test_node_down_for_a_while_then_back_loses_nothing(
 
 
 async def test_api_dying_between_commit_and_enqueue_is_swept_up(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str,
+    anvil: Anvil,
+    anvil_w3: AsyncWeb3[Any],
+    pipeline: PipelineSettings,
+    signer: DevSigner,
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, sweeper_grace_seconds=1)
+    settings = pipeline(anvil, sweeper_grace_seconds=1)
     async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         # The process died before its after-commit enqueue: no message exists.
         await sql(database_url, "DELETE FROM queue_messages")
@@ -130,11 +126,15 @@ async def test_api_dying_between_commit_and_enqueue_is_swept_up(
 
 
 async def test_poison_message_goes_to_the_dead_letter_table_and_fails_the_transaction(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str,
+    anvil: Anvil,
+    anvil_w3: AsyncWeb3[Any],
+    pipeline: PipelineSettings,
+    signer: DevSigner,
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, queue_max_receives=3)
+    settings = pipeline(anvil, queue_max_receives=3)
     async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         # As if three workers had died on it in turn.
         await sql(database_url, "UPDATE queue_messages SET receive_count = 3")
@@ -147,11 +147,11 @@ async def test_poison_message_goes_to_the_dead_letter_table_and_fails_the_transa
 
 
 async def test_hundred_concurrent_submits_from_one_wallet_get_gapless_nonces(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=8)
+    settings = pipeline(anvil, worker_concurrency=8)
     async with pipeline_server(settings) as server:
-        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        token, address = await new_wallet(server, signer, "alice", anvil_w3)
         start = await anvil_w3.eth.get_transaction_count(address)
         results = await asyncio.gather(*(submit(server, token) for _ in range(100)))
         assert sorted(int(r["nonce"]) for r in results) == list(range(start, start + 100))
@@ -161,10 +161,9 @@ async def test_hundred_concurrent_submits_from_one_wallet_get_gapless_nonces(
 
 
 async def test_two_hundred_submits_over_twenty_wallets_all_confirm(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, worker_concurrency=8)
-    signer = DevSigner(tmp_path)
+    settings = pipeline(anvil, worker_concurrency=8)
     async with pipeline_server(settings) as server:
         wallets = [await new_wallet(server, signer, f"user{i}", anvil_w3) for i in range(20)]
         jobs = [(token, address) for token, address in wallets for _ in range(10)]
@@ -177,10 +176,10 @@ async def test_two_hundred_submits_over_twenty_wallets_all_confirm(
             await wait_for(server, token, r["id"], "CONFIRMED", timeout=180)
 
 
-async def test_embedded_default_happy_path(tmp_path: Path, database_url: str) -> None:
-    settings = pipeline_settings(tmp_path, database_url, None)
+async def test_embedded_default_happy_path(pipeline: PipelineSettings, signer: DevSigner) -> None:
+    settings = pipeline(None)
     async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        token, _ = await new_wallet(server, signer, "alice", None)
         queued = await submit(server, token)
         done = await wait_for(server, token, queued["id"], "CONFIRMED")
         balance = await server.graphql("{ balance { wei } }", token=token)
@@ -189,14 +188,18 @@ async def test_embedded_default_happy_path(tmp_path: Path, database_url: str) ->
 
 
 async def test_worker_killed_after_a_broadcast_that_was_mined_at_once_still_confirms(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str,
+    anvil: Anvil,
+    anvil_w3: AsyncWeb3[Any],
+    pipeline: PipelineSettings,
+    signer: DevSigner,
 ) -> None:
     # With automine the broadcast is mined before the crash: the next delivery hears
     # "nonce too low" and must find its own receipt, not call it a nonce conflict.
-    settings = pipeline_settings(tmp_path, database_url, anvil, queue_visibility_timeout_seconds=2)
+    settings = pipeline(anvil, queue_visibility_timeout_seconds=2)
     env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
     async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         await run_crashing_worker(env)
         assert (await anvil_w3.eth.get_transaction_receipt(queued["hash"]))["status"] == 1

@@ -3,24 +3,15 @@ AWS Lambda handler fed real SQS messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.conftest import free_port
-from tests.pipeline_support import (
-    fetch,
-    new_wallet,
-    pipeline_server,
-    pipeline_settings,
-    submit,
-    wait_for,
-)
-from tests.sqs_support import (
+from testkit.anvil import Anvil
+from testkit.env import PipelineSettings
+from testkit.pipeline import fetch, mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.sqs import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
@@ -29,13 +20,8 @@ from tests.sqs_support import (
     sqs_record,
 )
 from walletql.devauth import DevSigner
+from walletql.settings import Settings
 from worker.lambda_handler import BatchHandler
-
-
-@pytest.fixture(scope="module")
-def moto_sqs() -> Iterator[MotoSqsServer]:
-    with MotoSqsServer(free_port()) as server:
-        yield server
 
 
 @pytest.fixture
@@ -46,16 +32,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sqs_settings(
-    tmp_path: Path,
-    database_url: str,
+    pipeline: PipelineSettings,
     anvil: Anvil,
     moto: MotoSqsServer,
     url: str,
     dlq: str,
     **extra: Any,
-) -> Any:
-    return pipeline_settings(
-        tmp_path, database_url, anvil, queue_backend="sqs", sqs_queue_url=url,
+) -> Settings:
+    return pipeline(
+        anvil, queue_backend="sqs", sqs_queue_url=url,
         sqs_dead_letter_url=dlq, sqs_endpoint_url=moto.endpoint_url, sqs_region=REGION, **extra,
     )  # fmt: skip
 
@@ -63,7 +48,7 @@ def sqs_settings(
 @pytest.mark.parametrize("kind", ["standard", "fifo"])
 @pytest.mark.usefixtures("aws_credentials")
 async def test_submit_reaches_confirmed_through_sqs(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any],
+    anvil: Anvil, anvil_w3: AsyncWeb3[Any], pipeline: PipelineSettings, signer: DevSigner,
     moto_sqs: MotoSqsServer, kind: str,
 ) -> None:  # fmt: skip
     queues = await create_queues(moto_sqs.endpoint_url)
@@ -71,32 +56,28 @@ async def test_submit_reaches_confirmed_through_sqs(
         (queues.fifo_url, queues.fifo_dlq_url) if kind == "fifo"
         else (queues.standard_url, queues.standard_dlq_url)
     )  # fmt: skip
-    settings = sqs_settings(
-        tmp_path, database_url, anvil, moto_sqs, url, dlq, chain={"confirmations": 2}
-    )
+    settings = sqs_settings(pipeline, anvil, moto_sqs, url, dlq, chain={"confirmations": 2})
     async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         queued = await submit(server, token)
         await wait_for(server, token, queued["id"], "MINED")
-        await anvil_w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        await mine(anvil_w3)
         done = await wait_for(server, token, queued["id"], "CONFIRMED")
     assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
 
 
 @pytest.mark.usefixtures("aws_credentials")
 async def test_lambda_handler_processes_an_sqs_batch_and_reports_failures(
-    tmp_path: Path,
-    database_url: str,
     anvil: Anvil,
     anvil_w3: AsyncWeb3[Any],
+    pipeline: PipelineSettings,
+    signer: DevSigner,
     moto_sqs: MotoSqsServer,
 ) -> None:
     queues = await create_queues(moto_sqs.endpoint_url)
-    settings = sqs_settings(
-        tmp_path, database_url, anvil, moto_sqs, queues.standard_url, queues.standard_dlq_url
-    )
+    settings = sqs_settings(pipeline, anvil, moto_sqs, queues.standard_url, queues.standard_dlq_url)
     async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         record = await sqs_record(moto_sqs.endpoint_url, queues.standard_url)
         assert record["body"] == queued["id"]

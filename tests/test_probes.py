@@ -11,24 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from testkit.env import clean_env
+from testkit.graphql import error_codes
+from testkit.postgres import fresh_database
+from testkit.process import ServerProcess, run_walletql
 from tests import raw_http
-from tests.conftest import free_port
-from tests.support import error_codes
-from tests.test_cli import WALLETQL, clean_env, run, wait_until_up
 
 RSS_GROWTH_BOUND = 150 * 1024 * 1024  # bytes; the unbounded server grew by 600 MB and more
 HEADER_TIMEOUT = 2  # seconds, WALLETQL_HEADER_READ_TIMEOUT_SECONDS of the probed server
@@ -74,43 +72,30 @@ class Served:
 async def served(
     pg_admin_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Served]:
-    name = f"walletql_probe_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     data_dir = tmp_path_factory.mktemp("probes")
-    port = free_port()
-    env = clean_env(
-        WALLETQL_DATA_DIR=str(data_dir),
-        WALLETQL_PORT=str(port),
-        WALLETQL_DATABASE_URL=pg_admin_url.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+asyncpg://"
-        )
-        + f"/{name}",
-        WALLETQL_HEADER_READ_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-        WALLETQL_BODY_READ_TIMEOUT_SECONDS="2",
-        WALLETQL_WS_INIT_TIMEOUT_SECONDS="2",
-        WALLETQL_MAX_CONNECTIONS_PER_IP=str(MAX_PER_IP),
-    )
     log = data_dir / "serve.log"
-    with log.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            *WALLETQL, "serve", env=env, stdout=sink, stderr=subprocess.STDOUT
+    async with fresh_database(pg_admin_url, "walletql_probe", template=template_database) as url:
+        env = clean_env(
+            WALLETQL_DATA_DIR=str(data_dir),
+            WALLETQL_DATABASE_URL=url,
+            WALLETQL_HEADER_READ_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+            WALLETQL_BODY_READ_TIMEOUT_SECONDS="2",
+            WALLETQL_WS_INIT_TIMEOUT_SECONDS="2",
+            WALLETQL_MAX_CONNECTIONS_PER_IP=str(MAX_PER_IP),
         )
-    try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            await wait_until_up(client, f"http://127.0.0.1:{port}/healthz", proc)
-        _, token, _ = await run("token", "prober", env=env)
-        live = Served(proc, port, token.strip(), log)
-        # Warm up: the first requests import the signing stack; that is not growth.
-        await live.graphql('mutation { createUser(input: {password: "correct horse"}) { id } }')
-        await live.graphql("{ transactions(first: 5) { edges { cursor } } me { id } }")
-        live.baseline_rss = live.rss()
-        yield live
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        with log.open("wb") as sink:
+            server = ServerProcess(env, ("serve",), stdout=sink, stderr=subprocess.STDOUT)
+            async with server:
+                _, token, _ = await run_walletql("token", "prober", env=env)
+                assert server.proc is not None
+                live = Served(server.proc, server.port, token.strip(), log)
+                # Warm up: the first requests import the signing stack; that is not growth.
+                await live.graphql(
+                    'mutation { createUser(input: {password: "correct horse"}) { id } }'
+                )
+                await live.graphql("{ transactions(first: 5) { edges { cursor } } me { id } }")
+                live.baseline_rss = live.rss()
+                yield live
 
 
 async def test_deep_json_over_http(served: Served) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -19,8 +19,7 @@ from db.engine import create_engine
 from services.queues import Message, Queue
 from services.queues.postgres import PostgresQueue
 from services.queues.sqs import QueueError, SqsQueue
-from tests.conftest import free_port
-from tests.sqs_support import (
+from testkit.sqs import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
@@ -44,12 +43,6 @@ class Adapter:
     kind: str
     queue: Queue
     dead_letters: Callable[[], Awaitable[list[DeadLetter]]]
-
-
-@pytest.fixture(scope="module")
-def moto_sqs() -> Iterator[MotoSqsServer]:
-    with MotoSqsServer(free_port()) as server:
-        yield server
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.models import Wallet
 from services.keys import KdfParams, KeyVault, SealedKey
-from tests.support import LiveServer
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner, load_or_create_pepper
 from walletql.logs import log_handler
 from walletql.settings import Settings

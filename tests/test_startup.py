@@ -16,8 +16,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.test_cli import WALLETQL, clean_env, wait_until_up
+from testkit.env import clean_env
+from testkit.net import free_port, wait_http
+from testkit.postgres import asyncpg_dsn, create_database, drop_database
+from testkit.process import WALLETQL
 from walletql.devauth import DevSigner
 from walletql.schema_version import script_revisions
 
@@ -48,13 +50,11 @@ async def start(command: str, env: dict[str, str]) -> tuple[int, list[str]]:
 async def empty_database(pg_admin_url: str) -> AsyncIterator[str]:
     """A database nobody migrated (asyncpg DSN form)."""
     name = f"walletql_e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = await create_database(pg_admin_url, name)
     try:
-        yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield asyncpg_dsn(url)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_admin_url, name)
 
 
 async def serve_and_use(env: dict[str, str], data_dir: Path) -> dict[str, object]:
@@ -68,7 +68,7 @@ async def serve_and_use(env: dict[str, str], data_dir: Path) -> dict[str, object
         base = f"http://127.0.0.1:{port}"
         headers = {"authorization": f"Bearer {DevSigner(data_dir).mint('carol')}"}
         async with httpx.AsyncClient(timeout=30) as client:
-            await wait_until_up(client, f"{base}/healthz", proc)
+            await wait_http(f"{base}/healthz", proc, seconds=60)
             create = 'mutation { createUser(input: {password: "correct horse"}) { sub } }'
             created = await client.post(f"{base}/graphql", json={"query": create}, headers=headers)
             assert created.json() == {"data": {"createUser": {"sub": "carol"}}}
@@ -96,7 +96,7 @@ async def test_serve_with_a_postgres_url_and_its_parameters(
     )
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            await wait_until_up(client, f"http://127.0.0.1:{port}/healthz", proc)
+            await wait_http(f"http://127.0.0.1:{port}/healthz", proc, seconds=60)
             chains = await client.post(
                 f"http://127.0.0.1:{port}/graphql", json={"query": "{ chains { name } }"}
             )

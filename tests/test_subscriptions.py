@@ -4,31 +4,20 @@ worker process, a second API process, resume, listener reconnect, slow subscribe
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.conftest import ROOT, free_port
-from tests.pipeline_support import (
-    mine,
-    new_wallet,
-    pipeline_server,
-    pipeline_settings,
-    submit,
-    wait_for,
-    worker_env,
-)
-from tests.support import LiveServer
-from tests.ws_support import GraphQLWS, StuckClient
+from testkit.anvil import Anvil
+from testkit.env import PipelineSettings, worker_env
+from testkit.pipeline import mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.process import ServerProcess
+from testkit.server import LiveServer
+from testkit.ws import GraphQLWS, StuckClient
 from walletql.app import create_app
 from walletql.devauth import DevSigner
+from walletql.settings import Settings
 
 STATUS = """subscription($id: ID!, $after: Int) {
   transactionStatus(id: $id, afterSeq: $after) { seq userSeq status reason transactionId }
@@ -39,80 +28,57 @@ MINE = """subscription($after: BigInt) {
 STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
 
 
-async def start_process(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "walletql.cli", *args, env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
-
-
 def statuses(payloads: list[dict[str, Any]], field: str = "transactionStatus") -> list[str]:
     return [p["data"][field]["status"] for p in payloads]
 
 
 async def test_a_separate_worker_process_pushes_every_status_to_the_subscriber(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str,
+    anvil: Anvil,
+    anvil_w3: AsyncWeb3[Any],
+    pipeline: PipelineSettings,
+    signer: DevSigner,
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil, chain={"confirmations": 2})
+    settings = pipeline(anvil, chain={"confirmations": 2})
     async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, DevSigner(tmp_path), "alice", anvil_w3)
+        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
         queued = await submit(api, token)
         async with GraphQLWS(api.ws_url, token) as ws:
             await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
             first = await ws.collect("s", count=1)
             assert statuses(first) == ["QUEUED"]
-            worker = await start_process("worker", env=worker_env(settings, database_url))
-            try:
+            async with ServerProcess(worker_env(settings, database_url), ("worker",)):
                 pushed = await ws.collect("s", count=2)  # SUBMITTED, MINED
                 await mine(anvil_w3)
                 pushed += await ws.collect("s")  # CONFIRMED, then complete
-            finally:
-                await stop_process(worker)
     assert statuses(first + pushed) == STATUSES
     assert [p["data"]["transactionStatus"]["seq"] for p in first + pushed] == [1, 2, 3, 4]
 
 
 async def test_a_subscriber_on_a_second_api_process_gets_the_workers_events(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    database_url: str, anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    port = free_port()
-    env = {**worker_env(settings, database_url), "WALLETQL_PORT": str(port)}
-    second = await start_process("serve", "--no-worker", env=env)
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-        async with pipeline_server(settings, run_worker=False) as first:
-            token, _ = await new_wallet(first, DevSigner(tmp_path), "alice", anvil_w3)
-            async with GraphQLWS(f"ws://127.0.0.1:{port}/graphql", token) as ws:
-                await ws.subscribe("mine", MINE, {})
-                queued = await submit(first, token)
-                async with pipeline_server(settings):  # the worker, in a third runtime
-                    pushed = await ws.collect("mine", count=4)
-    finally:
-        await stop_process(second)
+    env = worker_env(anvil_settings, database_url)
+    async with (
+        ServerProcess(env, ("serve", "--no-worker")) as second,
+        pipeline_server(anvil_settings, run_worker=False) as first,
+    ):
+        token, _ = await new_wallet(first, signer, "alice", anvil_w3)
+        async with GraphQLWS(second.ws_url, token) as ws:
+            await ws.subscribe("mine", MINE, {})
+            queued = await submit(first, token)
+            async with pipeline_server(anvil_settings):  # the worker, in a third runtime
+                pushed = await ws.collect("mine", count=4)
     assert statuses(pushed, "myTransactions") == STATUSES
     assert {p["data"]["myTransactions"]["transactionId"] for p in pushed} == {queued["id"]}
 
 
 async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
 ) -> None:
-    node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+    _, w3 = manual_anvil
+    async with pipeline_server(manual_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         async with GraphQLWS(server.ws_url, token) as ws:
             await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
@@ -130,12 +96,11 @@ async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
 
 
 async def test_without_after_seq_the_current_state_comes_first(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
 ) -> None:
-    node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+    _, w3 = manual_anvil
+    async with pipeline_server(manual_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         await wait_for(server, token, queued["id"], "SUBMITTED")
         async with GraphQLWS(server.ws_url, token) as ws:
@@ -148,13 +113,15 @@ async def test_without_after_seq_the_current_state_comes_first(
 
 
 async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
-    tmp_path: Path, database_url: str, manual_anvil: tuple[Anvil, AsyncWeb3[Any]]
+    database_url: str,
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]],
+    manual_settings: Settings,
+    signer: DevSigner,
 ) -> None:
-    node, w3 = manual_anvil
-    settings = pipeline_settings(tmp_path, database_url, node)
+    _, w3 = manual_anvil
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+    async with pipeline_server(manual_settings) as server:
+        token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
         async with GraphQLWS(server.ws_url, token) as ws:
             await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
@@ -172,11 +139,9 @@ async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
 
 
 async def test_another_users_transaction_is_not_found(
-    tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
+    anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, anvil)
-    signer = DevSigner(tmp_path)
-    async with pipeline_server(settings, run_worker=False) as server:
+    async with pipeline_server(anvil_settings, run_worker=False) as server:
         token, _ = await new_wallet(server, signer, "alice", anvil_w3)
         queued = await submit(server, token)
         mallory, _ = await new_wallet(server, signer, "mallory", None)
@@ -195,11 +160,11 @@ BIG = """subscription { myTransactions {
 
 
 async def test_a_stuck_subscriber_does_not_delay_the_others_and_is_cut_off(
-    tmp_path: Path, database_url: str
+    pipeline: PipelineSettings, signer: DevSigner
 ) -> None:
-    settings = pipeline_settings(tmp_path, database_url, None, subscriber_buffer=4)
+    settings = pipeline(None, subscriber_buffer=4)
     async with LiveServer(create_app(settings, run_worker=True), send_buffer=8192) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        token, _ = await new_wallet(server, signer, "alice", None)
         stuck = StuckClient(server.port, token)
         await stuck.open(BIG)
         try:

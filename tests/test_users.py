@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_utils.address import is_checksum_address
 
-from tests.support import LiveServer, error_codes, only_error
+from testkit.graphql import error_codes, only_error
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
 CREATE = """
@@ -15,12 +18,13 @@ mutation Create($input: CreateUserInput!) {
 ME = "{ me { id sub username wallet { address } createdAt } }"
 
 
-async def create(server: LiveServer, token: str, username: str | None = "alice") -> dict:
+async def create(server: LiveServer, token: str, username: str | None = "alice") -> dict[str, Any]:
     body = await server.graphql(
         CREATE, {"input": {"password": "correct horse battery", "username": username}}, token=token
     )
     assert "errors" not in body, body
-    return body["data"]["createUser"]
+    created: dict[str, Any] = body["data"]["createUser"]
+    return created
 
 
 async def test_create_user_returns_user_with_checksummed_wallet(

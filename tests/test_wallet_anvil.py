@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_account.typed_transactions import TypedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil, deploy_erc20, mint_erc20
-from tests.conftest import anvil_chain, free_port
-from tests.support import LiveServer, error_codes, make_settings, only_error
+from testkit.anvil import Anvil
+from testkit.contracts import deploy_erc20, mint_erc20
+from testkit.env import chain_of, make_settings
+from testkit.graphql import error_codes, only_error
+from testkit.net import free_port
+from testkit.pipeline import PASSWORD, RECIPIENT, new_wallet
+from testkit.server import LiveServer
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 
-PASSWORD = "correct horse battery"
-RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 SIGN = """
 mutation($i: SignTransactionInput!) {
   signTransaction(input: $i) { raw hash nonce from chainId type }
@@ -27,25 +29,10 @@ mutation($i: SignTransactionInput!) {
 """
 
 
-async def new_funded_user(
-    server: LiveServer, signer: DevSigner, w3: AsyncWeb3[Any], sub: str, ether: int = 10
-) -> tuple[str, str]:
-    """(token, address) of a new user whose wallet holds ``ether`` on anvil."""
-    token = signer.mint(sub)
-    body = await server.graphql(
-        "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }",
-        {"p": PASSWORD},
-        token=token,
-    )
-    address = body["data"]["createUser"]["wallet"]["address"]
-    await w3.provider.make_request("anvil_setBalance", [address, hex(ether * 10**18)])  # type: ignore[arg-type]
-    return token, address
-
-
 async def test_balance_reads_the_node(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any], anvil: Anvil
 ) -> None:
-    token, _ = await new_funded_user(anvil_server, signer, anvil_w3, "alice", ether=3)
+    token, _ = await new_wallet(anvil_server, signer, "alice", anvil_w3, ether=3)
     body = await anvil_server.graphql("{ balance { chainId wei ether blockNumber } }", token=token)
     balance = body["data"]["balance"]
     assert balance["chainId"] == anvil.chain_id
@@ -57,7 +44,7 @@ async def test_balance_reads_the_node(
 async def test_signed_transactions_broadcast_by_hand_are_mined(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any]
 ) -> None:
-    token, address = await new_funded_user(anvil_server, signer, anvil_w3, "alice")
+    token, address = await new_wallet(anvil_server, signer, "alice", anvil_w3)
     for tx_type, value in ((2, 12345), (0, 67890)):
         body = await anvil_server.graphql(
             SIGN,
@@ -84,7 +71,7 @@ async def test_signed_transactions_broadcast_by_hand_are_mined(
 async def test_given_fields_are_kept_as_given(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any]
 ) -> None:
-    token, _ = await new_funded_user(anvil_server, signer, anvil_w3, "alice")
+    token, _ = await new_wallet(anvil_server, signer, "alice", anvil_w3)
     body = await anvil_server.graphql(
         SIGN,
         {
@@ -109,7 +96,7 @@ async def test_given_fields_are_kept_as_given(
 async def test_token_balances_read_a_real_erc20_and_report_non_tokens(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any], anvil: Anvil
 ) -> None:
-    token, address = await new_funded_user(anvil_server, signer, anvil_w3, "alice")
+    token, address = await new_wallet(anvil_server, signer, "alice", anvil_w3)
     deployer = anvil.private_keys[0]
     erc20 = await deploy_erc20(anvil_w3, deployer, "Test Dollar", "TUSD")
     await mint_erc20(anvil_w3, erc20, deployer, address, 1234 * 10**16)
@@ -130,7 +117,7 @@ async def test_token_balances_read_a_real_erc20_and_report_non_tokens(
 async def test_bad_values_are_rejected_naming_the_field(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any]
 ) -> None:
-    token, _ = await new_funded_user(anvil_server, signer, anvil_w3, "alice")
+    token, _ = await new_wallet(anvil_server, signer, "alice", anvil_w3)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"value": "-1"}, "value"),
         ({"value": "1.5"}, "value"),
@@ -157,7 +144,7 @@ async def test_bad_values_are_rejected_naming_the_field(
 async def test_literal_bad_value_names_the_field(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any]
 ) -> None:
-    token, _ = await new_funded_user(anvil_server, signer, anvil_w3, "alice")
+    token, _ = await new_wallet(anvil_server, signer, "alice", anvil_w3)
     query = (
         f'mutation {{ signTransaction(input: {{to: "{RECIPIENT}", password: "x", value: "-5"}}) '
         "{ hash } }"
@@ -217,7 +204,7 @@ async def test_chains_lists_the_configured_chains(
     tmp_path: Path, database_url: str, anvil: Anvil
 ) -> None:
     second = {"chain_id": 10, "name": "other", "rpc_url": "http://127.0.0.1:1", "confirmations": 5}
-    settings = make_settings(tmp_path, database_url, chains=[anvil_chain(anvil), second])
+    settings = make_settings(tmp_path, database_url, chains=[chain_of(anvil), second])
     async with LiveServer(create_app(settings)) as live:
         body = await live.graphql(
             "{ chains { chainId name confirmations isDefault } }",

@@ -12,7 +12,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils.crypto import keccak
 
-from tests.support import LiveServer, error_codes, make_settings, only_error, seed_wallet
+from testkit.env import make_settings
+from testkit.graphql import error_codes, only_error
+from testkit.server import LiveServer
+from tests.support import seed_wallet
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.settings import Settings

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
-from tests.support import LiveServer, make_settings
+from testkit.env import make_settings
+from testkit.server import LiveServer
+from testkit.ws import PROTOCOL
 from walletql.app import create_app
 from walletql.devauth import DevSigner
-
-PROTOCOL = "graphql-transport-ws"
 
 
 async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
@@ -29,7 +30,7 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
 async def test_query_over_websocket_with_token_in_connection_init(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
         await send(
             ws,
             {
@@ -51,7 +52,7 @@ async def test_query_over_websocket_with_token_in_connection_init(
 async def test_bad_or_missing_token_closes_with_4403(
     server: LiveServer, payload: dict[str, str]
 ) -> None:
-    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
         await send(ws, {"type": "connection_init", "payload": payload})
         with pytest.raises(ConnectionClosed) as closed:
             await receive(ws)
@@ -61,7 +62,7 @@ async def test_bad_or_missing_token_closes_with_4403(
 
 async def test_expired_token_closes_with_4403(server: LiveServer, signer: DevSigner) -> None:
     expired = signer.mint("alice", ttl=-3600)
-    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
         await send(
             ws, {"type": "connection_init", "payload": {"authorization": f"Bearer {expired}"}}
         )
@@ -84,7 +85,7 @@ async def drain(ws: ClientConnection) -> None:
 
 
 async def acked(server: LiveServer, token: str) -> ClientConnection:
-    ws = await connect(server.ws_url, subprotocols=[PROTOCOL])  # type: ignore[list-item]
+    ws = await connect(server.ws_url, subprotocols=[PROTOCOL])
     await send(ws, {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
     assert (await receive(ws))["type"] == "connection_ack"
     return ws
@@ -96,13 +97,13 @@ async def test_no_init_within_the_timeout_closes_with_4408(
     settings = make_settings(tmp_path, database_url, ws_init_timeout_seconds=0.5)
     async with (
         LiveServer(create_app(settings)) as server,
-        connect(server.ws_url, subprotocols=[PROTOCOL]) as ws,  # type: ignore[list-item]
+        connect(server.ws_url, subprotocols=[PROTOCOL]) as ws,
     ):
         assert await closed_with(ws) == 4408
 
 
 async def test_subscribe_before_ack_closes_with_4401(server: LiveServer) -> None:
-    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
         await send(ws, {"id": "1", "type": "subscribe", "payload": {"query": "{ me { id } }"}})
         assert await closed_with(ws) == 4401
 
@@ -186,10 +187,12 @@ async def test_cross_origin_pages_need_an_allowed_origin(tmp_path: Path, databas
     settings = make_settings(tmp_path, database_url, allowed_origins=["https://app.example"])
     async with LiveServer(create_app(settings)) as server:
         async with connect(
-            server.ws_url, subprotocols=[PROTOCOL], origin="https://app.example"
-        ) as ws:  # type: ignore[list-item,arg-type]
+            server.ws_url, subprotocols=[PROTOCOL], origin=Origin("https://app.example")
+        ) as ws:
             await send(ws, {"type": "ping"})
             assert await receive(ws) == {"type": "pong"}
         with pytest.raises(InvalidStatus) as refused:
-            await connect(server.ws_url, subprotocols=[PROTOCOL], origin="https://evil.example")  # type: ignore[list-item,arg-type]
+            await connect(
+                server.ws_url, subprotocols=[PROTOCOL], origin=Origin("https://evil.example")
+            )
         assert refused.value.response.status_code == 403

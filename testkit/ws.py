@@ -1,4 +1,5 @@
-"""A small graphql-transport-ws client over the `websockets` package, for tests."""
+"""graphql-transport-ws clients: a small one over the `websockets` package, and one that
+stops reading its socket (the worst subscriber a server can have)."""
 
 from __future__ import annotations
 
@@ -8,45 +9,54 @@ import json
 import os
 import socket
 import struct
-from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
-PROTOCOL = "graphql-transport-ws"
+PROTOCOL = Subprotocol("graphql-transport-ws")
 
 
 class GraphQLWS:
+    """``async with GraphQLWS(url, token) as ws``: connected, and acknowledged when a token is
+    given. ``connect_args`` go to ``websockets``' connect (compression, ping_interval, …)."""
+
     def __init__(self, url: str, token: str | None = None, **connect_args: Any) -> None:
         self.url = url
         self.token = token
         self._connect_args = connect_args
         self.ws: ClientConnection | None = None
 
+    async def open(self) -> None:
+        self.ws = await connect(self.url, subprotocols=[PROTOCOL], **self._connect_args)
+
+    async def init(self, timeout: float | None = 30) -> None:
+        """connection_init with the token; the server must answer connection_ack."""
+        await self.send(
+            {"type": "connection_init", "payload": {"authorization": f"Bearer {self.token}"}}
+        )
+        ack = await self.receive(timeout)
+        if ack["type"] != "connection_ack":
+            raise AssertionError(f"no connection_ack: {ack}")
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
     async def __aenter__(self) -> GraphQLWS:
-        self.ws = await connect(self.url, subprotocols=[PROTOCOL], **self._connect_args)  # type: ignore[list-item]
+        await self.open()
         if self.token is not None:
-            await self.send(
-                {"type": "connection_init", "payload": {"authorization": f"Bearer {self.token}"}}
-            )
-            ack = await self.receive()
-            assert ack["type"] == "connection_ack", ack
+            await self.init()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self.ws is not None
-        await self.ws.close()
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self.ws is not None
         await self.ws.send(json.dumps(message))
 
-    async def receive(self, timeout: float = 30) -> dict[str, Any]:
+    async def receive(self, timeout: float | None = 30) -> dict[str, Any]:
         assert self.ws is not None
         message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
         return message

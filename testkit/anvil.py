@@ -1,4 +1,4 @@
-"""Test helpers for a real Ethereum JSON-RPC node: anvil, plus an OpenZeppelin ERC-20 on it.
+"""A real Ethereum JSON-RPC node: anvil (an OpenZeppelin ERC-20 for it: testkit.contracts).
 
 Both come from npm (tests/node/package.json, installed with `npm ci` in tests/node):
 
@@ -17,25 +17,21 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import httpx
-from eth_account import Account
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from web3 import AsyncWeb3
-from web3.contract import AsyncContract
-from web3.types import TxParams, Wei
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
+from testkit import ROOT
+from testkit.net import free_port
+
+NODE_DIR = ROOT / "tests" / "node"
 NODE_MODULES = NODE_DIR / "node_modules"
 
 _OS_NAMES = {"linux": "linux", "darwin": "darwin"}
@@ -55,13 +51,8 @@ def _anvil_package() -> str | None:
 _ANVIL_PACKAGE = _anvil_package()
 ANVIL_BIN: Path = NODE_MODULES / (_ANVIL_PACKAGE or "@foundry-rs/anvil-linux-amd64") / "bin/anvil"
 
-OPENZEPPELIN_ARTIFACTS = NODE_MODULES / "@openzeppelin/contracts/build/contracts"
-# ERC-20 with constructor(string name, string symbol) that grants the deployer DEFAULT_ADMIN,
-# MINTER and PAUSER roles, and mint(address to, uint256 amount). 18 decimals.
-ERC20_ARTIFACT = "ERC20PresetMinterPauser"
-
 DEFAULT_CHAIN_ID = 31337
-_INSTALL_HINT = "run `npm ci` in tests/node (needs npm)"
+INSTALL_HINT = "run `npm ci` in tests/node (needs npm)"
 
 
 def anvil_available() -> str | None:
@@ -69,24 +60,10 @@ def anvil_available() -> str | None:
     if _ANVIL_PACKAGE is None:
         return f"anvil has no npm package for {platform.system()}/{platform.machine()}"
     if not ANVIL_BIN.is_file():
-        return f"anvil not installed at {ANVIL_BIN}: {_INSTALL_HINT}"
+        return f"anvil not installed at {ANVIL_BIN}: {INSTALL_HINT}"
     if not os.access(ANVIL_BIN, os.X_OK):
-        return f"anvil at {ANVIL_BIN} is not executable: {_INSTALL_HINT}"
+        return f"anvil at {ANVIL_BIN} is not executable: {INSTALL_HINT}"
     return None
-
-
-def contracts_available() -> str | None:
-    """None when the OpenZeppelin ERC-20 artifact is installed, else why it is not."""
-    path = OPENZEPPELIN_ARTIFACTS / f"{ERC20_ARTIFACT}.json"
-    if not path.is_file():
-        return f"OpenZeppelin artifacts not installed at {path}: {_INSTALL_HINT}"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class AnvilError(RuntimeError):
@@ -118,7 +95,7 @@ class Anvil:
     ) -> None:
         self.chain_id = chain_id
         self._fixed_port = port is not None
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self.state_path = Path(state_path) if state_path is not None else None
         self.block_time = block_time
         self.no_mining = no_mining
@@ -182,7 +159,7 @@ class Anvil:
             except AnvilError:
                 if attempt + 1 == attempts:
                     raise
-                self.port = _free_port()
+                self.port = free_port()
 
     def _start_once(self) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="anvil-"))
@@ -284,88 +261,12 @@ class Anvil:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     async def __aenter__(self) -> Anvil:
         await asyncio.to_thread(self.start)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
-
-
-# -- contracts --------------------------------------------------------------------------------
-
-
-@cache
-def load_artifact(name: str = ERC20_ARTIFACT) -> dict[str, Any]:
-    """A compiled OpenZeppelin contract: its JSON artifact (abi, bytecode, ...)."""
-    path = OPENZEPPELIN_ARTIFACTS / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no artifact {path}: {_INSTALL_HINT}")
-    artifact: dict[str, Any] = json.loads(path.read_text())
-    return artifact
-
-
-async def send_signed(w3: AsyncWeb3[Any], private_key: str, tx: TxParams) -> dict[str, Any]:
-    """Fill in nonce, gas and fees; sign locally; send raw; wait for a successful receipt."""
-    sender = Account.from_key(private_key).address
-    tx = {**tx, "from": sender}
-    if "nonce" not in tx:
-        tx["nonce"] = await w3.eth.get_transaction_count(sender, "pending")
-    if "chainId" not in tx:
-        tx["chainId"] = await w3.eth.chain_id
-    if "gas" not in tx:
-        tx["gas"] = await w3.eth.estimate_gas(tx)
-    if "gasPrice" not in tx and "maxFeePerGas" not in tx:
-        block = await w3.eth.get_block("latest")
-        tip = await w3.eth.max_priority_fee
-        tx["maxPriorityFeePerGas"] = tip
-        tx["maxFeePerGas"] = Wei(2 * int(block.get("baseFeePerGas", 0)) + tip)
-    signed = Account.sign_transaction(cast(dict[str, Any], tx), private_key)
-    tx_hash = await w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-    if receipt["status"] != 1:
-        raise RuntimeError(f"transaction {tx_hash.to_0x_hex()} reverted: {dict(receipt)!r}")
-    return dict(receipt)
-
-
-async def deploy_erc20(
-    w3: AsyncWeb3[Any], deployer_key: str, name: str, symbol: str, *, artifact: str = ERC20_ARTIFACT
-) -> ChecksumAddress:
-    """Deploy OpenZeppelin's ERC20PresetMinterPauser (the deployer may mint); its address."""
-    compiled = load_artifact(artifact)
-    factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
-    sender = Account.from_key(deployer_key).address
-    nonce = await w3.eth.get_transaction_count(sender, "pending")
-    tx = await factory.constructor(name, symbol).build_transaction({"from": sender, "nonce": nonce})
-    receipt = await send_signed(w3, deployer_key, tx)
-    address = receipt["contractAddress"]
-    if not address:
-        raise RuntimeError(f"deployment receipt has no contract address: {receipt!r}")
-    return to_checksum_address(address)
-
-
-async def mint_erc20(w3: AsyncWeb3[Any], token: str, minter_key: str, to: str, amount: int) -> None:
-    """Mint `amount` base units of `token` to `to`, signed by a key with MINTER_ROLE."""
-    sender = Account.from_key(minter_key).address
-    nonce = await w3.eth.get_transaction_count(sender, "pending")
-    call = erc20(w3, token).functions.mint(to_checksum_address(to), amount)
-    tx = await call.build_transaction({"from": sender, "nonce": nonce})
-    await send_signed(w3, minter_key, tx)
-
-
-def erc20(w3: AsyncWeb3[Any], token: str) -> AsyncContract:
-    """The token at `token`, bound with the ERC-20 (preset) ABI."""
-    return w3.eth.contract(address=to_checksum_address(token), abi=load_artifact()["abi"])

@@ -1,4 +1,4 @@
-"""moto's SQS server in-process (a thread on 127.0.0.1) and the queues the tests use."""
+"""moto's SQS server in-process (a thread on 127.0.0.1), queues on it, and reading them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aioboto3
 from moto.server import ThreadedMotoServer
+
+from testkit.net import free_port
 
 REGION = "us-east-1"
 # moto accepts any credentials; passed explicitly so nothing reads or changes os.environ.
@@ -20,10 +21,10 @@ SECRET_ACCESS_KEY = "testing"
 
 
 class MotoSqsServer:
-    """``with MotoSqsServer(port) as moto: moto.endpoint_url`` — stopped and joined on exit."""
+    """``with MotoSqsServer() as moto: moto.endpoint_url`` — stopped and joined on exit."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._werkzeug_level = logging.NOTSET
@@ -38,12 +39,7 @@ class MotoSqsServer:
         self._server.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.stop()  # shutdown() and join the serving thread
         # stop() leaves the listening socket open (a ResourceWarning once collected).
         wsgi_server = getattr(self._server, "_server", None)
