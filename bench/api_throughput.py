@@ -25,11 +25,9 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +35,7 @@ from typing import Any
 
 from bench.measure import (
     BENCH_ENV,
-    DATA,
-    bench_postgres,
+    bench_database,
     load_average,
     machine,
     machine_cpu,
@@ -49,7 +46,7 @@ from bench.measure import (
 from testkit import ROOT, graphql
 from testkit.env import walletql_env
 from testkit.net import free_port, wait_http
-from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.postgres import asyncpg_dsn
 from testkit.process import ServerProcess, stop_process
 
 SUB = "bench-api-user"
@@ -473,13 +470,8 @@ async def main() -> None:
     print(f"{machine()}, {dt.date.today()}")
     print("\nAuthenticated `me` via GraphQL against a bare Starlette + asyncpg endpoint.")
     print(f"load average before: {load_average()} (other processes share these cores)")
-    data_dir = DATA / f"api-{uuid.uuid4().hex[:8]}"
-    try:
-        with bench_postgres() as admin:
-            async with fresh_database(admin, "walletql_bench") as url:
-                await run_all(url, data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    async with bench_database("api") as (url, data_dir):
+        await run_all(url, data_dir)
 
 
 async def run_all(url: str, data_dir: Path) -> None:

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import math
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -348,12 +347,12 @@ async def run(
 ) -> None:
     import httpx
 
-    from bench.measure import BENCH_ENV, DATA, bench_postgres, machine, notifications, process_cpu
+    from bench.measure import BENCH_ENV, bench_database, machine, notifications, process_cpu
     from testkit import graphql
     from testkit.anvil import Anvil
     from testkit.env import chain_of, walletql_env
     from testkit.pipeline import CREATE_USER, PASSWORD
-    from testkit.postgres import asyncpg_dsn, fresh_database
+    from testkit.postgres import asyncpg_dsn
     from testkit.process import ServerProcess
     from walletql.devauth import DevSigner
 
@@ -366,45 +365,39 @@ async def run(
         sizes = [s for s in sizes if s <= limit - 200]
     rounds: list[Round] = []
     arrivals: dict[tuple[str, int], tuple[float, float]] = {}
-    data_dir = DATA / f"fanout-{uuid.uuid4().hex[:8]}"
-    data_dir.mkdir(parents=True)
-    signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
-    token = signer.mint(f"bench-fanout-{uuid.uuid4().hex[:6]}")
-    try:
-        with bench_postgres() as admin_dsn:
+    async with (
+        bench_database("fanout") as (url, data_dir),
+        Anvil(chain_id=31337, no_mining=not automine) as anvil,
+    ):
+        signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
+        token = signer.mint(f"bench-fanout-{uuid.uuid4().hex[:6]}")
+        chain = chain_of(anvil, bump_interval_seconds=600, deadline_seconds=900)
+        env = walletql_env(url, data_dir, **BENCH_ENV, WALLETQL_CHAINS=json.dumps([chain]))
+        async with ServerProcess(env, ("serve", "--no-worker"), strict=False) as api:
+
+            def notified(event: dict[str, Any], received: float) -> None:
+                # The API server's CPU time when the event was committed.
+                key = (event["tx"], int(event["seq"]))
+                arrivals[key] = (received, process_cpu(api.pid))
+
             async with (
-                fresh_database(admin_dsn, "walletql_bench") as url,
-                Anvil(chain_id=31337, no_mining=not automine) as anvil,
+                notifications(asyncpg_dsn(url), notified),
+                httpx.AsyncClient(base_url=api.url, timeout=60) as http,
             ):
-                chain = chain_of(anvil, bump_interval_seconds=600, deadline_seconds=900)
-                env = walletql_env(url, data_dir, **BENCH_ENV, WALLETQL_CHAINS=json.dumps([chain]))
-                async with ServerProcess(env, ("serve", "--no-worker"), strict=False) as api:
-
-                    def notified(event: dict[str, Any], received: float) -> None:
-                        # The API server's CPU time when the event was committed.
-                        key = (event["tx"], int(event["seq"]))
-                        arrivals[key] = (received, process_cpu(api.pid))
-
-                    async with (
-                        notifications(asyncpg_dsn(url), notified),
-                        httpx.AsyncClient(base_url=api.url, timeout=60) as http,
-                    ):
-                        data = await graphql.data(
-                            http, "/graphql", CREATE_USER, {"p": PASSWORD}, token=token
-                        )
-                        address = data["createUser"]["wallet"]["address"]
-                        await http.post(
-                            anvil.url,
-                            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
-                                  "params": [address, hex(100 * 10**18)]},
-                        )  # fmt: skip
-                        await fan_out_rounds(
-                            [1, *sizes], n_clients, env=env, api=api, http=http, token=token,
-                            deflate=deflate, budget=budget, in_flight=in_flight,
-                            arrivals=arrivals, rounds=rounds,
-                        )  # fmt: skip
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+                data = await graphql.data(
+                    http, "/graphql", CREATE_USER, {"p": PASSWORD}, token=token
+                )
+                address = data["createUser"]["wallet"]["address"]
+                await http.post(
+                    anvil.url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+                          "params": [address, hex(100 * 10**18)]},
+                )  # fmt: skip
+                await fan_out_rounds(
+                    [1, *sizes], n_clients, env=env, api=api, http=http, token=token,
+                    deflate=deflate, budget=budget, in_flight=in_flight,
+                    arrivals=arrivals, rounds=rounds,
+                )  # fmt: skip
     report(rounds, deflate, automine, budget)
 
 

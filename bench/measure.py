@@ -10,15 +10,17 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from testkit import ROOT
-from testkit.postgres import postgres_server
+from testkit.postgres import fresh_database, postgres_server
 
 DATA = ROOT / ".data" / "bench"
 # What every benchmark's walletql process gets: warnings only in its log, and no cap on
@@ -71,6 +73,20 @@ def bench_postgres() -> contextlib.AbstractContextManager[str]:
     return postgres_server(
         "WALLETQL_BENCH_DATABASE_URL", "WALLETQL_TEST_DATABASE_URL", data_dir=DATA
     )
+
+
+@contextlib.asynccontextmanager
+async def bench_database(name: str) -> AsyncIterator[tuple[str, Path]]:
+    """(SQLAlchemy URL, data dir): a fresh migrated database on ``bench_postgres`` and an empty
+    data dir under .data/bench, both removed at the end."""
+    data_dir = DATA / f"{name}-{uuid.uuid4().hex[:8]}"
+    data_dir.mkdir(parents=True)
+    try:
+        with bench_postgres() as admin_dsn:
+            async with fresh_database(admin_dsn, "walletql_bench") as url:
+                yield url, data_dir
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

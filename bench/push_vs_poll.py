@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,8 +35,7 @@ import httpx
 
 from bench.measure import (
     BENCH_ENV,
-    DATA,
-    bench_postgres,
+    bench_database,
     machine,
     notifications,
     percentile,
@@ -47,7 +45,7 @@ from testkit import graphql
 from testkit.anvil import Anvil
 from testkit.env import chain_of, walletql_env
 from testkit.pipeline import CREATE_USER, FINAL, PASSWORD, RECIPIENT
-from testkit.postgres import asyncpg_dsn, fresh_database
+from testkit.postgres import asyncpg_dsn
 from testkit.process import ServerProcess
 from testkit.ws import GraphQLWS
 from walletql.devauth import DevSigner
@@ -282,53 +280,44 @@ async def run(n: int, lanes: int) -> None:
     print(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     results = Results()
     elapsed = 0.0
-    data_dir = DATA / f"push_vs_poll-{uuid.uuid4().hex[:8]}"
-    data_dir.mkdir(parents=True)
-    signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
-    try:
-        with bench_postgres() as admin_dsn:
-            async with (
-                fresh_database(admin_dsn, "walletql_bench") as url,
-                Anvil(chain_id=31337) as anvil,
-            ):
-                env = walletql_env(
-                    url,
-                    data_dir,
-                    **BENCH_ENV,
-                    WALLETQL_CHAINS=json.dumps([chain_of(anvil, confirmations=2)]),
-                    WALLETQL_WORKER_CHECK_INTERVAL_SECONDS="0.5",
-                    WALLETQL_QUEUE_WAIT_SECONDS="1",
+    async with bench_database("push_vs_poll") as (url, data_dir), Anvil(chain_id=31337) as anvil:
+        signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
+        env = walletql_env(
+            url,
+            data_dir,
+            **BENCH_ENV,
+            WALLETQL_CHAINS=json.dumps([chain_of(anvil, confirmations=2)]),
+            WALLETQL_WORKER_CHECK_INTERVAL_SECONDS="0.5",
+            WALLETQL_QUEUE_WAIT_SECONDS="1",
+        )
+        stop = asyncio.Event()
+
+        def notified(event: dict[str, Any], received: float) -> None:
+            results.notify[(event["tx"], int(event["seq"]))] = received
+
+        async with (
+            ServerProcess(env, ("serve", "--no-worker"), strict=False) as api_proc,
+            ServerProcess(env, ("worker",), strict=False),
+            notifications(asyncpg_dsn(url), notified),
+        ):
+            mining = asyncio.create_task(miner(anvil.url, stop))
+            api = Api(api_proc.url)
+            ws_url = api_proc.ws_url
+            started = time.perf_counter()
+            try:
+                per_lane = [n // lanes + (1 if i < n % lanes else 0) for i in range(lanes)]
+                await asyncio.gather(
+                    *(
+                        lane(i, lanes, c, api, ws_url, signer, anvil.url, results)
+                        for i, c in enumerate(per_lane)
+                        if c
+                    )
                 )
-                stop = asyncio.Event()
-
-                def notified(event: dict[str, Any], received: float) -> None:
-                    results.notify[(event["tx"], int(event["seq"]))] = received
-
-                async with (
-                    ServerProcess(env, ("serve", "--no-worker"), strict=False) as api_proc,
-                    ServerProcess(env, ("worker",), strict=False),
-                    notifications(asyncpg_dsn(url), notified),
-                ):
-                    mining = asyncio.create_task(miner(anvil.url, stop))
-                    api = Api(api_proc.url)
-                    ws_url = api_proc.ws_url
-                    started = time.perf_counter()
-                    try:
-                        per_lane = [n // lanes + (1 if i < n % lanes else 0) for i in range(lanes)]
-                        await asyncio.gather(
-                            *(
-                                lane(i, lanes, c, api, ws_url, signer, anvil.url, results)
-                                for i, c in enumerate(per_lane)
-                                if c
-                            )
-                        )
-                    finally:
-                        elapsed = time.perf_counter() - started
-                        stop.set()
-                        await mining
-                        await api.close()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+            finally:
+                elapsed = time.perf_counter() - started
+                stop.set()
+                await mining
+                await api.close()
     report(results, n, lanes, elapsed)
 
 

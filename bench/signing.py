@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import shutil
 import statistics
 import threading
 import time
@@ -34,8 +33,7 @@ import httpx
 from bench.api_throughput import PASSWORD, Step, Target, create_user, run_step
 from bench.measure import (
     BENCH_ENV,
-    DATA,
-    bench_postgres,
+    bench_database,
     load_average,
     machine,
     percentile,
@@ -45,7 +43,6 @@ from bench.measure import (
 )
 from services.keys import KdfParams, KeyVault
 from testkit.env import walletql_env
-from testkit.postgres import fresh_database
 from testkit.process import ServerProcess
 from walletql.settings import Settings
 
@@ -338,13 +335,8 @@ async def main() -> None:
         ["what", "p50 ms", "p99 ms", "CPU ms", "per s (wall)", "per s per core (CPU)"],
         await kdf_rows(params),
     )
-    data_dir = DATA / f"signing-{uuid.uuid4().hex[:8]}"
-    try:
-        with bench_postgres() as admin:
-            async with fresh_database(admin, "walletql_bench") as url:
-                await server_part(url, data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    async with bench_database("signing") as (url, data_dir):
+        await server_part(url, data_dir)
     print(f"\nload average after: {load_average()}")
 
 

@@ -12,6 +12,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings, worker_env
 from testkit.pipeline import fetch, mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.postgres import asyncpg_dsn
 from tests.support import run_crashing_worker
 from walletql.devauth import DevSigner
 from walletql.settings import Settings
@@ -19,12 +20,8 @@ from walletql.settings import Settings
 STATUSES = ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
 
 
-def dsn(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return list(await conn.fetch(query, *args))
     finally:

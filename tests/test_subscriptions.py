@@ -12,6 +12,7 @@ from web3 import AsyncWeb3
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings, worker_env
 from testkit.pipeline import mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.postgres import asyncpg_dsn
 from testkit.process import ServerProcess
 from testkit.server import LiveServer
 from testkit.ws import GraphQLWS, StuckClient
@@ -119,7 +120,7 @@ async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
     signer: DevSigner,
 ) -> None:
     _, w3 = manual_anvil
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = asyncpg_dsn(database_url)
     async with pipeline_server(manual_settings) as server:
         token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
