@@ -42,8 +42,8 @@ def postgres_server(*env_vars: str, data_dir: Path | None = None) -> Iterator[st
             return
     from walletql.embedded_pg import EmbeddedPostgres
 
-    # Not under pytest's tmp dir: that is private to root, and as root the server runs as
-    # 'nobody', which must be able to enter the data dir's parents.
+    # Kept between runs (a cluster takes seconds to create); as root, the cluster itself lives
+    # under /var/lib/walletql (walletql/pg_home.py).
     folder = data_dir or ROOT / ".data" / "test"
     folder.mkdir(parents=True, exist_ok=True)
     server = EmbeddedPostgres(folder, database="postgres")

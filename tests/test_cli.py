@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -24,14 +25,16 @@ from testkit.net import free_port, wait_http
 from testkit.pipeline import fund
 from testkit.postgres import asyncpg_dsn, create_database, drop_database
 from testkit.process import WALLETQL, ServerProcess, run_walletql
+from walletql import pg_home
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    # Under the repo, not pytest's root-only tmp dir: the embedded server may run as 'nobody'.
     path = ROOT / ".data" / f"cli-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True)
     yield path
+    if os.geteuid() == 0:  # the cluster lives outside the data dir (walletql/pg_home.py)
+        pg_home.forget(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

