@@ -177,10 +177,16 @@ async def test_subscriptions_per_connection_are_capped(tmp_path: Path, database_
 
 
 async def test_socket_is_closed_when_the_init_token_expires(
-    server: LiveServer, signer: DevSigner
+    tmp_path: Path, database_url: str
 ) -> None:
-    ws = await acked(server, signer.mint("alice", ttl=2))
-    assert await closed_with(ws) == 4403
+    settings = make_settings(tmp_path, database_url, jwt_leeway_seconds=1)
+    signer = DevSigner(tmp_path)
+    async with LiveServer(create_app(settings)) as server:
+        ws = await acked(server, signer.mint("alice", ttl=1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await drain(ws)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "Token expired")
 
 
 async def test_cross_origin_pages_need_an_allowed_origin(tmp_path: Path, database_url: str) -> None:

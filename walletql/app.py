@@ -88,5 +88,6 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_read_timeout_seconds
     )
+    app.add_middleware(view.origins.cors, credentials=settings.cors_allow_credentials)
     app.add_middleware(AccessLog)
     return app

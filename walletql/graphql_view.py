@@ -18,6 +18,7 @@ from schema.context import Context
 from services import metrics
 from services.errors import Unauthenticated
 from walletql.guarded_view import GuardedGraphQL
+from walletql.origins import OriginPolicy
 from walletql.settings import Settings
 
 
@@ -37,9 +38,14 @@ class GraphQLView(GuardedGraphQL):
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             subscription_protocols=("graphql-transport-ws",),
-            allowed_origins=settings.allowed_origins,
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
+        self.origins = OriginPolicy(settings.origins)
+        self.leeway = settings.jwt_leeway_seconds
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        # The same list as CORS: a page allowed to POST may also subscribe.
+        return self.origins.allows(origin)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -58,7 +64,9 @@ class GraphQLView(GuardedGraphQL):
             with contextlib.suppress(Exception):
                 await socket.close(code=4403, reason="Token expired")
 
-        delay = max(0.0, principal.expires_at - time.time())
+        # The token stays good as long as HTTP would accept it (exp + leeway), not a moment
+        # longer: a token accepted here is never acked and then closed at once.
+        delay = max(0.0, principal.expires_at + self.leeway - time.time())
         socket.state.expiry = asyncio.get_running_loop().call_later(
             delay, lambda: asyncio.ensure_future(close_on_expiry())
         )

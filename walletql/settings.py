@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.url import DatabaseUrl, parse_database_url
+from walletql.origins import DEV_ORIGINS, OriginPolicy
 
 EMBEDDED_RPC = "embedded"
 EMBEDDED_CHAIN_ID = 131277322940537  # the chain id of eth-tester's in-process EVM
@@ -116,7 +117,10 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_aliases: int = Field(default=15, ge=1)
     max_tokens: int = Field(default=2000, ge=10)
-    allowed_origins: list[str] = []
+    # Browser origins for CORS and the websocket; None: local dev servers in dev, none in
+    # production. ``http://localhost:*`` allows any port, ``*`` any origin.
+    allowed_origins: list[str] | None = None
+    cors_allow_credentials: bool = False
     ws_init_timeout_seconds: float = Field(default=5.0, gt=0)
     ws_max_subscriptions: int = Field(default=20, ge=1)
     subscriber_buffer: int = Field(default=256, ge=1)
@@ -170,6 +174,12 @@ class Settings(BaseSettings):
                 "WALLETQL_QUEUE_BACKEND=sqs requires WALLETQL_SQS_QUEUE_URL and "
                 "WALLETQL_SQS_DEAD_LETTER_URL"
             )
+        if self.cors_allow_credentials and "*" in self.origins:
+            raise ValueError(
+                "WALLETQL_CORS_ALLOW_CREDENTIALS needs listed origins, not * in "
+                "WALLETQL_ALLOWED_ORIGINS"
+            )
+        OriginPolicy(self.origins)  # a malformed origin is a start-up error
         ids = [chain.chain_id for chain in self.chains]
         if len(ids) != len(set(ids)):
             raise ValueError("WALLETQL_CHAINS has a chain id twice")
@@ -188,6 +198,12 @@ class Settings(BaseSettings):
         if self.database_url is None:
             return None
         return parse_database_url(self.database_url.get_secret_value())
+
+    @property
+    def origins(self) -> list[str]:
+        if self.allowed_origins is not None:
+            return self.allowed_origins
+        return list(DEV_ORIGINS) if self.env == "dev" else []
 
     @property
     def embedded_database(self) -> bool:

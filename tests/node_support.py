@@ -1,0 +1,49 @@
+"""Run the Node clients in tests/node (graphql-ws, Apollo Client, codegen) from a test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from typing import Any
+
+import pytest
+
+from tests.chain_support import NODE_DIR, NODE_MODULES
+
+
+def require_node_package(name: str) -> None:
+    """Skip (a failure in CI) when node or the npm package is missing."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    if not (NODE_MODULES / name / "package.json").is_file():
+        pytest.skip(f"{name} is not installed: run `make node`")
+
+
+async def run_node(script: str, *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run tests/node/SCRIPT without blocking the event loop (a LiveServer may share it)."""
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE_DIR / script),
+        *args,
+        cwd=NODE_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def node_json(script: str, *args: str, timeout: float = 120) -> Any:
+    """Run a script that prints one JSON line last; that line, decoded."""
+    code, out, err = await run_node(script, *args, timeout=timeout)
+    assert code == 0, f"{script} exited {code}: {out}\n{err}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+__all__ = ["NODE_DIR", "node_json", "require_node_package", "run_node"]
