@@ -22,6 +22,7 @@ from services.domain import TransactionStatus
 from services.errors import BadUserInput, IdempotencyConflict, InsufficientFunds, NotFound
 from services.events import record_event
 from services.ladder import build_ladder, max_cost
+from services.nonces import lock_next_nonce
 from services.pipeline import TransactionProcessor
 from services.queues import Queue
 from services.transactions_build import TxRequest, fill_transaction
@@ -99,18 +100,16 @@ class TransactionService:
         """Sign the transaction and its fee ladder, store it QUEUED, enqueue it after commit."""
         chain = self._chains.get(req.chain_id)
         fingerprint = req.fingerprint(chain.chain_id)
-        repo = TransactionRepository.from_session(uow.session)
         # Unlock first: no database connection is held while the KDF runs.
         unlocked = await self._wallets.unlock(uow, principal, password)
         wallet = unlocked.wallet
-        chain_next = await chain.pending_nonce(wallet.address)
-        nonce_row = await repo.lock_nonce(wallet.id, chain.chain_id, chain_next)
+        nonce_row = await lock_next_nonce(uow.session, wallet, chain)
         # The lock serialises this wallet's submits: a concurrent twin may have committed.
         if req.idempotency_key and (
             existing := await self._idempotent(uow, principal, req.idempotency_key, fingerprint)
         ):
             return existing
-        nonce = max(nonce_row.next_nonce, chain_next)
+        nonce = nonce_row.next_nonce
         tx_request = TxRequest(
             to=req.to, chain_id=chain.chain_id, value=req.value, data=req.data, gas=req.gas,
             nonce=nonce, max_fee_per_gas=req.max_fee_per_gas,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +18,7 @@ from services.chains import Chains
 from services.errors import BadUserInput, DecryptionFailed, Forbidden, NotFound, WrongPassword
 from services.json_limits import parse_json_text
 from services.keys import KdfParams, KeyVault, SealedKey
+from services.nonces import lock_next_nonce
 from services.passwords import PasswordGuard
 from services.tokens import TokenBalance, format_units, read_token
 from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
@@ -139,11 +140,20 @@ class WalletService:
     async def sign_transaction(
         self, uow: UnitOfWork, principal: Principal, req: TxRequest, password: str
     ) -> SignedTx:
-        """Fill in and sign a transaction; nothing is broadcast."""
+        """Fill in and sign a transaction; nothing is broadcast. Without a nonce, it takes and
+        reserves the wallet's next one, the same reservation submitTransaction uses."""
         chain = self.chains.get(req.chain_id)
         unlocked = await self.unlock(uow, principal, password)
+        reserved = None
+        if req.nonce is None:
+            reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain)
+            req = replace(req, nonce=reserved.next_nonce)
         tx = await fill_transaction(chain, unlocked.wallet.address, req)
-        return sign_transaction(tx, unlocked.key, unlocked.wallet.address)
+        signed = sign_transaction(tx, unlocked.key, unlocked.wallet.address)
+        if reserved is not None:
+            reserved.next_nonce = signed.nonce + 1
+            await uow.session.flush()
+        return signed
 
     async def sign_message(
         self, uow: UnitOfWork, principal: Principal, message: str, encoding: str, password: str
