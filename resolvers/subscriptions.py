@@ -13,7 +13,7 @@ from services import metrics
 
 
 async def transaction_status(
-    info: Info, id: strawberry.ID, after_seq: int | None = None
+    info: Info, id: strawberry.ID, after_seq: BigInt | None = None
 ) -> AsyncGenerator[TransactionEventType, None]:
     ctx = info.context
     principal = await ctx.principal()

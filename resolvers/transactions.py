@@ -5,25 +5,34 @@ from __future__ import annotations
 import strawberry
 
 from schema.context import Info
+from schema.scalars import BigInt, ChainId
 from schema.transaction_types import (
     PageInfo,
     SubmitTransactionInput,
     TransactionConnection,
     TransactionEdge,
     TransactionType,
+    TransferTokenInput,
 )
+from schema.wallet_types import FeeEstimateType
 from services.domain import TransactionStatus
 from services.errors import BadUserInput
-from services.transactions import SubmitRequest, encode_cursor
+from services.transactions import SubmitRequest, TokenTransferRequest, encode_cursor
+from services.transactions_build import MIN_GAS
 from services.validation import check_text
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not 1 <= len(key) <= 255:
+        raise BadUserInput("idempotencyKey must have 1 to 255 characters", field="idempotencyKey")
+    check_text(key, field="idempotencyKey")
 
 
 async def submit_transaction(info: Info, input: SubmitTransactionInput) -> TransactionType:
     ctx = info.context
-    if input.idempotency_key is not None and not 1 <= len(input.idempotency_key) <= 255:
-        raise BadUserInput("idempotencyKey must have 1 to 255 characters", field="idempotencyKey")
-    if input.idempotency_key is not None:
-        check_text(input.idempotency_key, field="idempotencyKey")
+    _check_idempotency_key(input.idempotency_key)
     request = SubmitRequest(
         to=input.to,
         chain_id=input.chain_id,
@@ -38,6 +47,28 @@ async def submit_transaction(info: Info, input: SubmitTransactionInput) -> Trans
     async with ctx.unit_of_work() as uow:
         tx = await ctx.services.transactions.submit(uow, principal, request, input.password)
     return TransactionType.from_model(tx)
+
+
+async def transfer_token(info: Info, input: TransferTokenInput) -> TransactionType:
+    ctx = info.context
+    _check_idempotency_key(input.idempotency_key)
+    request = TokenTransferRequest(
+        token=input.token, to=input.to, amount=input.amount, chain_id=input.chain_id,
+        idempotency_key=input.idempotency_key,
+    )  # fmt: skip
+    principal = await ctx.principal()
+    async with ctx.unit_of_work() as uow:
+        tx = await ctx.services.transactions.transfer_token(uow, principal, request, input.password)
+    return TransactionType.from_model(tx)
+
+
+async def estimate_fees(
+    info: Info, chain_id: ChainId | None = None, gas: BigInt | None = None
+) -> FeeEstimateType:
+    ctx = info.context
+    await ctx.principal()
+    estimate = await ctx.services.transactions.estimate_fees(chain_id, gas or MIN_GAS)
+    return FeeEstimateType.from_model(estimate)
 
 
 async def transaction(info: Info, id: strawberry.ID) -> TransactionType:

@@ -27,20 +27,20 @@ async def me_type(ctx: Context, principal: Principal) -> UserType:
     return UserType.from_model(profile)
 
 
-async def user(info: Info, id: strawberry.ID) -> PublicUserType:
+async def user(info: Info, id: strawberry.ID) -> PublicUserType | None:
     ctx = info.context
     await ctx.principal()
     async with ctx.read() as uow:
         profile = await ctx.services.users.public_profile(uow, str(id))
-    return PublicUserType.from_model(profile)
+    return PublicUserType.from_model(profile) if profile else None
 
 
-async def user_by_address(info: Info, address: Address) -> PublicUserType:
+async def user_by_address(info: Info, address: Address) -> PublicUserType | None:
     ctx = info.context
     await ctx.principal()
     async with ctx.read() as uow:
         profile = await ctx.services.users.public_profile_by_address(uow, address)
-    return PublicUserType.from_model(profile)
+    return PublicUserType.from_model(profile) if profile else None
 
 
 async def create_user(info: Info, input: CreateUserInput) -> UserType:

@@ -58,7 +58,7 @@ def tx_request(input: SignTransactionInput) -> TxRequest:
         max_fee_per_gas=input.max_fee_per_gas,
         max_priority_fee_per_gas=input.max_priority_fee_per_gas,
         gas_price=input.gas_price,
-        tx_type=input.type,
+        tx_type=input.type.value if input.type is not None else None,
     )
 
 

@@ -14,6 +14,7 @@ from schema.types import PublicUserType, UserType
 from schema.wallet_types import (
     BalanceType,
     ChainType,
+    FeeEstimateType,
     SignedMessageType,
     SignedTransactionType,
     TokenBalanceType,
@@ -25,11 +26,12 @@ class Query:
     me: UserType | None = strawberry.field(
         resolver=users.me, description="The signed-in user; null before createUser."
     )
-    user: PublicUserType = strawberry.field(
-        resolver=users.user, description="Another user's public profile."
+    user: PublicUserType | None = strawberry.field(
+        resolver=users.user, description="Another user's public profile; null if none."
     )
-    user_by_address: PublicUserType = strawberry.field(
-        resolver=users.user_by_address, description="The public profile that owns a wallet."
+    user_by_address: PublicUserType | None = strawberry.field(
+        resolver=users.user_by_address,
+        description="The public profile that owns a wallet; null if no user has it.",
     )
     chains: list[ChainType] = strawberry.field(
         resolver=wallets.chains, description="The configured chains; one is the default."
@@ -44,6 +46,11 @@ class Query:
     transactions: TransactionConnection = strawberry.field(
         resolver=tx_resolvers.transactions,
         description="The caller's transactions, newest first (cursor pagination, first ≤ 100).",
+    )
+    estimate_fees: FeeEstimateType = strawberry.field(
+        resolver=tx_resolvers.estimate_fees,
+        description="The fee caps a submitTransaction without fee fields would use now, and "
+        "the most `gas` (default 21000) could cost at them.",
     )
     token_balances: list[TokenBalanceType] = strawberry.field(
         resolver=wallets.token_balances,
@@ -70,6 +77,11 @@ class Mutation:
     submit_transaction: TransactionType = strawberry.mutation(
         resolver=tx_resolvers.submit_transaction,
         description="Sign and queue a transaction; the worker broadcasts it and follows it.",
+    )
+    transfer_token: TransactionType = strawberry.mutation(
+        resolver=tx_resolvers.transfer_token,
+        description="Send ERC-20 tokens: an ERC-20 transfer(to, amount) call to the token, "
+        "through the same pipeline as submitTransaction.",
     )
     speed_up_transaction: TransactionType = strawberry.mutation(
         resolver=tx_resolvers.speed_up_transaction,

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
-from db.models import Transaction, TransactionEvent
+from db.models import Transaction, TransactionAttempt, TransactionEvent
 from schema.context import Info
+from schema.enums import AttemptKind, TransactionErrorCode, TxType
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.domain import TransactionStatus
 from services.errors import ChainUnavailable
 from services.hub import EventView
+from services.token_transfers import decode_transfer, token_metadata
+from services.transactions import sent_attempts
 
 # The domain enum is the GraphQL enum: one list of statuses.
 strawberry.enum(TransactionStatus, name="TransactionStatus")
@@ -28,7 +34,10 @@ async def _event_transaction(root: TransactionEventType, info: Info) -> Transact
 
 @strawberry.type(name="TransactionEvent")
 class TransactionEventType:
-    seq: int = strawberry.field(description="Per transaction: 1, 2, 3, … with no gaps.")
+    seq: BigInt = strawberry.field(
+        description="Per transaction: 1, 2, 3, … with no gaps: the cursor for "
+        "transactionStatus(afterSeq:)."
+    )
     user_seq: BigInt = strawberry.field(
         description="Per user, in commit order: the cursor for myTransactions(afterSeq:)."
     )
@@ -43,7 +52,7 @@ class TransactionEventType:
     @classmethod
     def from_model(cls, m: TransactionEvent | EventView) -> TransactionEventType:
         return cls(
-            seq=m.seq,
+            seq=BigInt(m.seq),
             user_seq=BigInt(m.user_seq),
             transaction_id=strawberry.ID(str(m.transaction_id)),
             status=m.status,
@@ -54,8 +63,42 @@ class TransactionEventType:
 
 @strawberry.type(name="TransactionError")
 class TransactionErrorType:
-    code: str
+    code: TransactionErrorCode
     message: str
+
+
+@strawberry.type(name="TransactionAttempt")
+class TransactionAttemptType:
+    kind: AttemptKind
+    rung: int = strawberry.field(
+        description="0 is the original; k is the k-th fee bump (for a CANCEL: the bump it outbids)."
+    )
+    hash: Hex
+    max_fee_per_gas: BigInt | None
+    max_priority_fee_per_gas: BigInt | None
+    gas_price: BigInt | None
+    sent_at: datetime | None = strawberry.field(description="Null until broadcast.")
+
+    @classmethod
+    def from_model(cls, m: TransactionAttempt) -> TransactionAttemptType:
+        return cls(
+            kind=AttemptKind(m.kind),
+            rung=m.rung,
+            hash=Hex(m.hash),
+            max_fee_per_gas=_big(m.max_fee_per_gas),
+            max_priority_fee_per_gas=_big(m.max_priority_fee_per_gas),
+            gas_price=_big(m.gas_price),
+            sent_at=m.sent_at,
+        )
+
+
+@strawberry.type(name="TokenTransfer")
+class TokenTransferType:
+    token: Address
+    symbol: str | None = strawberry.field(description="Null if the token does not say.")
+    decimals: int | None = strawberry.field(description="Null if the token does not say.")
+    amount: BigInt = strawberry.field(description="In the token's base units.")
+    to: Address = strawberry.field(description="The recipient of the tokens.")
 
 
 def _big(value: int | None) -> BigInt | None:
@@ -63,10 +106,70 @@ def _big(value: int | None) -> BigInt | None:
 
 
 async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
-    ctx = info.context
-    async with ctx.read() as uow:
-        found = await ctx.services.transactions.attempts_hashes(uow, root._model.id)
-    return [Hex(h) for h in found]
+    return [Hex(a.hash) for a in sent_attempts(await root._attempts(info))]
+
+
+async def _attempts(root: TransactionType, info: Info) -> list[TransactionAttemptType]:
+    return [TransactionAttemptType.from_model(a) for a in sent_attempts(await root._attempts(info))]
+
+
+async def _live_attempt(root: TransactionType, info: Info) -> TransactionAttemptType | None:
+    live = await root._live(info)
+    return TransactionAttemptType.from_model(live) if live else None
+
+
+async def _replaced_by_cancel(root: TransactionType, info: Info) -> bool:
+    live = await root._live(info)
+    return live is not None and live.kind == AttemptKind.CANCEL
+
+
+async def _max_fee(root: TransactionType, info: Info) -> BigInt | None:
+    live = await root._live(info)
+    return _big(live.max_fee_per_gas if live else root._model.max_fee_per_gas)
+
+
+async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
+    live = await root._live(info)
+    return _big(live.max_priority_fee_per_gas if live else root._model.max_priority_fee_per_gas)
+
+
+async def _gas_price(root: TransactionType, info: Info) -> BigInt | None:
+    live = await root._live(info)
+    return _big(live.gas_price if live else root._model.gas_price)
+
+
+async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
+    if root._model.block_number is None:
+        return None
+    # The first event since it last left the mempool (a reorg sends it back there).
+    events = await root._events(info)
+    pending = {TransactionStatus.QUEUED, TransactionStatus.SUBMITTED}
+    after = [e for e in events if e.status not in pending]
+    last_pending = max((e.seq for e in events if e.status in pending), default=0)
+    after = [e for e in after if e.seq > last_pending]
+    return after[0].at if after else None
+
+
+async def _confirmed_at(root: TransactionType, info: Info) -> datetime | None:
+    events = await root._events(info)
+    return next((e.at for e in events if e.status == TransactionStatus.CONFIRMED), None)
+
+
+def _explorer_url(root: TransactionType, info: Info) -> str | None:
+    chains = info.context.services.chains
+    return chains.get(root._model.chain_id).config.explorer_url(root._model.hash)
+
+
+async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferType | None:
+    m = root._model
+    transfer = decode_transfer(m.to_address, bytes(m.data))
+    if transfer is None:
+        return None
+    meta = await token_metadata(info.context.services.chains.get(m.chain_id), transfer.token)
+    return TokenTransferType(
+        token=Address(transfer.token), symbol=meta.symbol, decimals=meta.decimals,
+        amount=BigInt(transfer.amount), to=Address(transfer.to),
+    )  # fmt: skip
 
 
 async def _confirmations(root: TransactionType, info: Info) -> int | None:
@@ -80,10 +183,7 @@ async def _confirmations(root: TransactionType, info: Info) -> int | None:
 
 
 async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
-    ctx = info.context
-    async with ctx.read() as uow:
-        found = await ctx.services.transactions.events(uow, root._model.id)
-    return [TransactionEventType.from_model(e) for e in found]
+    return [TransactionEventType.from_model(e) for e in await root._events(info)]
 
 
 @strawberry.type(name="Transaction")
@@ -92,24 +192,69 @@ class TransactionType:
     status: TransactionStatus
     chain_id: ChainId
     from_: Address = strawberry.field(name="from")
-    to: Address | None
-    value: BigInt
+    to: Address | None = strawberry.field(
+        description="What was asked: null for a contract deployment. After a cancel it is "
+        "still the original's (the cancel itself is a 0-value send to yourself): see "
+        "replacedByCancel."
+    )
+    value: BigInt = strawberry.field(description="What was asked, as for `to`.")
     data: Hex
     nonce: BigInt
+    type: TxType
     hash: Hex | None = strawberry.field(
-        description="The hash that was mined, else the latest sent."
+        description="The hash of the live attempt: the one mined, else the latest sent."
     )
     gas_limit: BigInt
-    max_fee_per_gas: BigInt | None
-    max_priority_fee_per_gas: BigInt | None
-    gas_price: BigInt | None
+    max_fee_per_gas: BigInt | None = strawberry.field(
+        resolver=_max_fee, description="Of the live attempt (EIP1559 only)."
+    )
+    max_priority_fee_per_gas: BigInt | None = strawberry.field(
+        resolver=_max_priority_fee, description="Of the live attempt (EIP1559 only)."
+    )
+    gas_price: BigInt | None = strawberry.field(
+        resolver=_gas_price, description="Of the live attempt (LEGACY only)."
+    )
     block_number: BigInt | None
+    block_hash: Hex | None
     gas_used: BigInt | None
     effective_gas_price: BigInt | None
+    fee: BigInt | None = strawberry.field(
+        description="What the sender paid for gas, in wei: gasUsed * effectiveGasPrice; null "
+        "until mined."
+    )
     error: TransactionErrorType | None
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[Transaction]
+    _loaded: strawberry.Private[dict[str, asyncio.Future[Any]]]
+    explorer_url: str | None = strawberry.field(
+        resolver=_explorer_url,
+        description="The block explorer's page for hash; null without a configured explorer.",
+    )
+    mined_at: datetime | None = strawberry.field(
+        resolver=_mined_at, description="When walletql saw it in a block; null while pending."
+    )
+    confirmed_at: datetime | None = strawberry.field(
+        resolver=_confirmed_at, description="When it reached CONFIRMED."
+    )
+    attempts: list[TransactionAttemptType] = strawberry.field(
+        resolver=_attempts,
+        description="Every attempt broadcast for this nonce, in order: the original, fee "
+        "bumps, the cancel.",
+    )
+    live_attempt: TransactionAttemptType | None = strawberry.field(
+        resolver=_live_attempt,
+        description="The attempt `hash` names: mined, or the latest broadcast (rung 0 before any).",
+    )
+    replaced_by_cancel: bool = strawberry.field(
+        resolver=_replaced_by_cancel,
+        description="True when the live attempt is the cancel: a CANCELLED transaction shows "
+        "the original's to and value with the cancel's hash and fees.",
+    )
+    token_transfer: TokenTransferType | None = strawberry.field(
+        resolver=_token_transfer,
+        description="The ERC-20 transfer(to, amount) this transaction calls, if it is one.",
+    )
     hashes: list[Hex] = strawberry.field(
         resolver=_hashes,
         description="Every hash broadcast for this nonce: the original, fee bumps, cancel.",
@@ -123,11 +268,45 @@ class TransactionType:
         resolver=_events, description="Every status change, oldest first."
     )
 
+    def _load(self, name: str, load: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+        # Several fields read the same rows: one query per transaction and kind, shared.
+        if name not in self._loaded:
+            self._loaded[name] = asyncio.ensure_future(load())
+        return self._loaded[name]
+
+    async def _attempts(self, info: Info) -> list[TransactionAttempt]:
+        ctx = info.context
+
+        async def load() -> list[TransactionAttempt]:
+            async with ctx.read() as uow:
+                return await ctx.services.transactions.attempts(uow, self._model.id)
+
+        found: list[TransactionAttempt] = await self._load("attempts", load)
+        return found
+
+    async def _live(self, info: Info) -> TransactionAttempt | None:
+        return next((a for a in await self._attempts(info) if a.hash == self._model.hash), None)
+
+    async def _events(self, info: Info) -> list[TransactionEvent]:
+        ctx = info.context
+
+        async def load() -> list[TransactionEvent]:
+            async with ctx.read() as uow:
+                return await ctx.services.transactions.events(uow, self._model.id)
+
+        found: list[TransactionEvent] = await self._load("events", load)
+        return found
+
     @classmethod
     def from_model(cls, m: Transaction) -> TransactionType:
         error = None
         if m.error_code:
-            error = TransactionErrorType(code=m.error_code, message=m.error_message or "")
+            error = TransactionErrorType(
+                code=TransactionErrorCode(m.error_code), message=m.error_message or ""
+            )
+        fee = None
+        if m.gas_used is not None and m.effective_gas_price is not None:
+            fee = BigInt(int(m.gas_used) * int(m.effective_gas_price))
         return cls(
             id=strawberry.ID(str(m.id)),
             status=m.status,
@@ -137,18 +316,19 @@ class TransactionType:
             value=BigInt(int(m.value)),
             data=Hex("0x" + bytes(m.data).hex()),
             nonce=BigInt(m.nonce),
+            type=TxType.of(m.tx_type),
             hash=Hex(m.hash) if m.hash else None,
             gas_limit=BigInt(int(m.gas_limit)),
-            max_fee_per_gas=_big(m.max_fee_per_gas),
-            max_priority_fee_per_gas=_big(m.max_priority_fee_per_gas),
-            gas_price=_big(m.gas_price),
             block_number=_big(m.block_number),
+            block_hash=Hex(m.block_hash) if m.block_hash else None,
+            fee=fee,
             gas_used=_big(m.gas_used),
             effective_gas_price=_big(m.effective_gas_price),
             error=error,
             created_at=m.created_at,
             updated_at=m.updated_at,
             _model=m,
+            _loaded={},
         )
 
 
@@ -172,14 +352,29 @@ class TransactionConnection:
 
 @strawberry.input(name="SubmitTransactionInput")
 class SubmitTransactionInput:
-    to: Address
     password: str
+    to: Address | None = strawberry.field(
+        default=None, description="Leave out to deploy a contract: data is its init code."
+    )
     chain_id: ChainId | None = None
     value: BigInt | None = None
     data: Hex | None = None
     gas: BigInt | None = None
     max_fee_per_gas: BigInt | None = None
     max_priority_fee_per_gas: BigInt | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retry-safe key: the same key and input return the same transaction.",
+    )
+
+
+@strawberry.input(name="TransferTokenInput")
+class TransferTokenInput:
+    token: Address = strawberry.field(description="The ERC-20 contract.")
+    to: Address = strawberry.field(description="Who receives the tokens.")
+    amount: BigInt = strawberry.field(description="In the token's base units (see decimals).")
+    password: str
+    chain_id: ChainId | None = None
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="Retry-safe key: the same key and input return the same transaction.",

@@ -15,17 +15,23 @@ class WalletType:
     address: Address
 
 
+def _wallet(m: UserProfile) -> WalletType:
+    # createUser makes the user and the wallet in one unit of work: every user has one.
+    assert m.address is not None, "a user without a wallet"
+    return WalletType(address=Address(m.address))
+
+
 @strawberry.type(name="User", description="The signed-in user, with private fields.")
 class UserType:
     id: strawberry.ID
     sub: str
     username: str | None
-    wallet: WalletType | None
+    wallet: WalletType
     created_at: datetime
 
     @classmethod
     def from_model(cls, m: UserProfile) -> UserType:
-        wallet = WalletType(address=Address(m.address)) if m.address else None
+        wallet = _wallet(m)
         return cls(
             id=strawberry.ID(str(m.id)),
             sub=m.sub,
@@ -39,12 +45,12 @@ class UserType:
 class PublicUserType:
     id: strawberry.ID
     username: str | None
-    wallet: WalletType | None
+    wallet: WalletType
     created_at: datetime
 
     @classmethod
     def from_model(cls, m: UserProfile) -> PublicUserType:
-        wallet = WalletType(address=Address(m.address)) if m.address else None
+        wallet = _wallet(m)
         return cls(
             id=strawberry.ID(str(m.id)), username=m.username, wallet=wallet, created_at=m.created_at
         )

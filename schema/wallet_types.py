@@ -7,11 +7,19 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
+from schema.enums import SignedEncoding, TokenErrorCode, TxType
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.chains import ChainConfig
 from services.tokens import TokenBalance
+from services.transactions import FeeEstimate
 from services.transactions_build import SignedTx
 from services.wallets import Balance, SignedMessage
+
+
+@strawberry.type(name="NativeCurrency")
+class NativeCurrencyType:
+    symbol: str = strawberry.field(description="ETH, POL, …: what `Balance.ether` counts.")
+    decimals: int = strawberry.field(description="Decimals of one coin in wei (18).")
 
 
 @strawberry.type(name="Chain")
@@ -20,6 +28,11 @@ class ChainType:
     name: str
     confirmations: int = strawberry.field(description="Blocks until a transaction is final.")
     is_default: bool
+    native_currency: NativeCurrencyType
+    explorer_tx_url: str | None = strawberry.field(
+        description="The block explorer's transaction page, with {hash} where the hash goes; "
+        "null when none is configured. Transaction.explorerUrl fills it in."
+    )
 
     @classmethod
     def from_model(cls, m: ChainConfig, default_id: int) -> ChainType:
@@ -28,6 +41,10 @@ class ChainType:
             name=m.name,
             confirmations=m.confirmations,
             is_default=m.chain_id == default_id,
+            native_currency=NativeCurrencyType(
+                symbol=m.native_currency_symbol, decimals=m.native_currency_decimals
+            ),
+            explorer_tx_url=m.explorer_tx_url,
         )
 
 
@@ -50,7 +67,7 @@ class BalanceType:
 
 @strawberry.type(name="TokenError")
 class TokenErrorType:
-    code: str
+    code: TokenErrorCode
     message: str
 
 
@@ -69,7 +86,7 @@ class TokenBalanceType:
     def from_model(cls, m: TokenBalance) -> TokenBalanceType:
         error = None
         if m.error_code:
-            error = TokenErrorType(code=m.error_code, message=m.error_message or "")
+            error = TokenErrorType(code=TokenErrorCode(m.error_code), message=m.error_message or "")
         return cls(
             token=Address(m.token),
             symbol=m.symbol,
@@ -88,18 +105,69 @@ class SignedTransactionType:
     hash: Hex
     nonce: BigInt
     from_: Address = strawberry.field(name="from")
+    to: Address | None = strawberry.field(description="Null for a contract deployment.")
+    value: BigInt
+    data: Hex
+    gas: BigInt = strawberry.field(description="The gas limit it was signed with.")
     chain_id: ChainId
-    type: int = strawberry.field(description="0 (legacy) or 2 (EIP-1559).")
+    type: TxType
+    max_fee_per_gas: BigInt | None = strawberry.field(description="EIP1559 only.")
+    max_priority_fee_per_gas: BigInt | None = strawberry.field(description="EIP1559 only.")
+    gas_price: BigInt | None = strawberry.field(description="LEGACY only.")
 
     @classmethod
     def from_model(cls, m: SignedTx) -> SignedTransactionType:
+        f = m.fields
+
+        def big(name: str) -> BigInt | None:
+            return BigInt(int(f[name])) if f.get(name) is not None else None
+
         return cls(
             raw=Hex("0x" + m.raw.hex()),
             hash=Hex(m.hash),
             nonce=BigInt(m.nonce),
             from_=Address(m.sender),
+            to=Address(f["to"]) if f.get("to") else None,
+            value=BigInt(int(f["value"])),
+            data=Hex("0x" + bytes(f["data"]).hex()),
+            gas=BigInt(int(f["gas"])),
             chain_id=ChainId(m.chain_id),
-            type=m.tx_type,
+            type=TxType.of(m.tx_type),
+            max_fee_per_gas=big("maxFeePerGas"),
+            max_priority_fee_per_gas=big("maxPriorityFeePerGas"),
+            gas_price=big("gasPrice"),
+        )
+
+
+@strawberry.type(name="FeeEstimate")
+class FeeEstimateType:
+    chain_id: ChainId
+    type: TxType = strawberry.field(description="What a submit without fee fields would use.")
+    base_fee_per_gas: BigInt | None = strawberry.field(
+        description="The latest block's base fee; null on chains without EIP-1559."
+    )
+    max_fee_per_gas: BigInt | None = strawberry.field(description="EIP1559 only.")
+    max_priority_fee_per_gas: BigInt | None = strawberry.field(description="EIP1559 only.")
+    gas_price: BigInt | None = strawberry.field(description="LEGACY only.")
+    gas: BigInt = strawberry.field(description="The gas limit the cost is for.")
+    max_cost: BigInt = strawberry.field(
+        description="gas * the highest price per gas these caps allow, in wei (no value)."
+    )
+
+    @classmethod
+    def from_model(cls, m: FeeEstimate) -> FeeEstimateType:
+        def big(value: int | None) -> BigInt | None:
+            return BigInt(value) if value is not None else None
+
+        return cls(
+            chain_id=ChainId(m.chain_id),
+            type=TxType.of(m.caps.tx_type),
+            base_fee_per_gas=big(m.caps.base_fee),
+            max_fee_per_gas=big(m.caps.max_fee_per_gas),
+            max_priority_fee_per_gas=big(m.caps.max_priority_fee_per_gas),
+            gas_price=big(m.caps.gas_price),
+            gas=BigInt(m.gas),
+            max_cost=BigInt(m.max_cost),
         )
 
 
@@ -115,7 +183,7 @@ class SignedMessageType:
     signature: Hex
     message_hash: Hex = strawberry.field(description="The digest that was signed.")
     address: Address
-    encoding: str = strawberry.field(description="TEXT, HEX or TYPED_DATA: what was signed.")
+    encoding: SignedEncoding = strawberry.field(description="What was signed.")
 
     @classmethod
     def from_model(cls, m: SignedMessage) -> SignedMessageType:
@@ -123,14 +191,16 @@ class SignedMessageType:
             signature=Hex(m.signature),
             message_hash=Hex(m.message_hash),
             address=Address(m.address),
-            encoding=m.encoding,
+            encoding=SignedEncoding(m.encoding),
         )
 
 
 @strawberry.input(name="SignTransactionInput")
 class SignTransactionInput:
-    to: Address
     password: str
+    to: Address | None = strawberry.field(
+        default=None, description="Leave out to deploy a contract: data is its init code."
+    )
     chain_id: ChainId | None = None
     value: BigInt | None = None
     data: Hex | None = None
@@ -139,7 +209,9 @@ class SignTransactionInput:
     max_fee_per_gas: BigInt | None = None
     max_priority_fee_per_gas: BigInt | None = None
     gas_price: BigInt | None = None
-    type: int | None = strawberry.field(default=None, description="0 (legacy) or 2 (EIP-1559).")
+    type: TxType | None = strawberry.field(
+        default=None, description="Default: EIP1559 where the chain has a base fee."
+    )
 
 
 @strawberry.input(name="SignMessageInput")

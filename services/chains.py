@@ -39,6 +39,15 @@ class ChainConfig:
     confirmations: int
     deadline_seconds: int
     bump_interval_seconds: int
+    native_currency_symbol: str = "ETH"
+    native_currency_decimals: int = 18
+    explorer_tx_url: str | None = None
+
+    def explorer_url(self, tx_hash: str | None) -> str | None:
+        """The explorer page of a transaction hash, when the chain has an explorer."""
+        if not self.explorer_tx_url or not tx_hash:
+            return None
+        return self.explorer_tx_url.replace("{hash}", tx_hash)
 
     @property
     def embedded(self) -> bool:

@@ -28,7 +28,7 @@ def _check_overflow(subscriber: Subscriber, last: int) -> None:
         raise RateLimited(
             "this subscriber fell too far behind; resubscribe with afterSeq",
             reason="SLOW_CONSUMER",
-            resumeAfterSeq=last,
+            resumeAfterSeq=str(last),  # a BigInt, like the afterSeq it goes back into
         )
 
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 from services.chains import Chain
 from services.errors import ChainUnavailable
 
-_SYMBOL = bytes.fromhex("95d89b41")
-_DECIMALS = bytes.fromhex("313ce567")
+SYMBOL_SELECTOR = bytes.fromhex("95d89b41")
+DECIMALS_SELECTOR = bytes.fromhex("313ce567")
 _BALANCE_OF = bytes.fromhex("70a08231")
 
 
@@ -38,7 +38,7 @@ def format_units(raw: int, decimals: int) -> str:
     return text
 
 
-def _decode_symbol(result: bytes) -> str:
+def decode_symbol(result: bytes) -> str:
     from eth_abi.abi import decode
 
     try:
@@ -55,13 +55,13 @@ async def read_token(chain: Chain, token: str, holder: str) -> TokenBalance:
 
     try:
         symbol_raw, decimals_raw, balance_raw = await asyncio.gather(
-            chain.eth_call(token, _SYMBOL),
-            chain.eth_call(token, _DECIMALS),
+            chain.eth_call(token, SYMBOL_SELECTOR),
+            chain.eth_call(token, DECIMALS_SELECTOR),
             chain.eth_call(token, _BALANCE_OF + encode(["address"], [holder])),
         )
         (decimals,) = decode(["uint8"], decimals_raw)
         (balance,) = decode(["uint256"], balance_raw)
-        symbol = _decode_symbol(symbol_raw)
+        symbol = decode_symbol(symbol_raw)
     except ChainUnavailable:
         raise
     except Exception:

@@ -25,15 +25,28 @@ from services.ladder import build_ladder, max_cost
 from services.nonces import lock_next_nonce
 from services.pipeline import TransactionProcessor
 from services.queues import Queue
-from services.transactions_build import TxRequest, fill_transaction
+from services.token_transfers import encode_transfer
+from services.transactions_build import MIN_GAS, FeeCaps, TxRequest, fee_caps, fill_transaction
 from services.wallets import WalletService
 
 MAX_PAGE = 100
 
 
 @dataclass(frozen=True)
+class FeeEstimate:
+    chain_id: int
+    gas: int
+    caps: FeeCaps
+
+    @property
+    def max_cost(self) -> int:
+        """The most the gas can cost at these caps (value not included)."""
+        return self.gas * self.caps.price_cap
+
+
+@dataclass(frozen=True)
 class SubmitRequest:
-    to: str
+    to: str | None  # None deploys a contract: ``data`` is its init code
     chain_id: int | None = None
     value: int = 0
     data: bytes = b""
@@ -48,10 +61,19 @@ class SubmitRequest:
             **asdict(self),
             "chain_id": chain_id,
             "data": self.data.hex(),
-            "to": self.to.lower(),
+            "to": self.to.lower() if self.to else None,
         }
         fields.pop("idempotency_key")
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenTransferRequest:
+    token: str
+    to: str
+    amount: int
+    chain_id: int | None = None
+    idempotency_key: str | None = None
 
 
 def enqueue_after_commit(uow: UnitOfWork, queue: Queue, tx: Transaction) -> None:
@@ -168,6 +190,24 @@ class TransactionService:
         enqueue_after_commit(uow, self._queue, tx)
         return tx
 
+    async def transfer_token(
+        self, uow: UnitOfWork, principal: Principal, req: TokenTransferRequest, password: str
+    ) -> Transaction:
+        """An ERC-20 ``transfer(to, amount)`` of ``token``, through the same pipeline."""
+        submit = SubmitRequest(
+            to=req.token, chain_id=req.chain_id, data=encode_transfer(req.to, req.amount),
+            idempotency_key=req.idempotency_key,
+        )  # fmt: skip
+        return await self.submit(uow, principal, submit, password)
+
+    async def estimate_fees(self, chain_id: int | None, gas: int) -> FeeEstimate:
+        """The fee caps a submit would use now, and the most ``gas`` units could cost."""
+        if gas < MIN_GAS:
+            raise BadUserInput(f"gas must be at least {MIN_GAS}", field="gas")
+        chain = self._chains.get(chain_id)
+        caps = await fee_caps(chain, await chain.latest_block(), TxRequest(to=None))
+        return FeeEstimate(chain.chain_id, gas, caps)
+
     async def _idempotent(
         self, uow: UnitOfWork, principal: Principal, key: str, fingerprint: str
     ) -> Transaction | None:
@@ -256,9 +296,18 @@ class TransactionService:
         return await TransactionRepository.from_session(uow.session).events(tx_id)
 
     async def attempts_hashes(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[str]:
-        attempts = await TransactionRepository.from_session(uow.session).attempts(tx_id)
-        sent = [a for a in attempts.values() if a.sent_at is not None]
-        return [a.hash for a in sorted(sent, key=lambda a: a.sent_at or datetime.min)]
+        return [a.hash for a in sent_attempts(await self.attempts(uow, tx_id))]
+
+    async def attempts(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[TransactionAttempt]:
+        """Every pre-signed variant of a transaction, sent or not."""
+        found = await TransactionRepository.from_session(uow.session).attempts(tx_id)
+        return list(found.values())
+
+
+def sent_attempts(attempts: list[TransactionAttempt]) -> list[TransactionAttempt]:
+    """The variants that were broadcast, in the order they were sent."""
+    sent = [a for a in attempts if a.sent_at is not None]
+    return sorted(sent, key=lambda a: a.sent_at or datetime.min)
 
 
 def _parse_id(value: str) -> uuid.UUID:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.chains import Chain
+from services.chains import BlockInfo, Chain
 from services.errors import BadUserInput
 
 MIN_GAS = 21_000
@@ -13,9 +13,10 @@ MIN_GAS = 21_000
 
 @dataclass(frozen=True)
 class TxRequest:
-    """What a client asks for; every field but ``to`` may be left to the chain."""
+    """What a client asks for; every field may be left to the chain. No ``to`` deploys a
+    contract whose init code is ``data``."""
 
-    to: str
+    to: str | None
     chain_id: int | None = None
     value: int = 0
     data: bytes = b""
@@ -38,21 +39,39 @@ class SignedTx:
     fields: dict[str, Any]
 
 
-async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
-    """A complete transaction dict: EIP-1559 where the chain supports it, legacy otherwise."""
+@dataclass(frozen=True)
+class FeeCaps:
+    """The fee fields of a transaction: EIP-1559 caps (type 2) or a legacy gas price."""
+
+    tx_type: int
+    base_fee: int | None
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
+    gas_price: int | None = None
+
+    @property
+    def price_cap(self) -> int:
+        """The most one unit of gas can cost."""
+        return self.max_fee_per_gas if self.max_fee_per_gas is not None else self.gas_price or 0
+
+    def fields(self) -> dict[str, Any]:
+        if self.tx_type == 2:
+            return {
+                "type": 2,
+                "maxFeePerGas": self.max_fee_per_gas,
+                "maxPriorityFeePerGas": self.max_priority_fee_per_gas,
+            }
+        return {"gasPrice": self.gas_price}  # eth-account signs legacy when no type is given
+
+
+async def fee_caps(chain: Chain, block: BlockInfo, req: TxRequest) -> FeeCaps:
+    """The fees a transaction uses: what ``req`` gives, the rest from the chain. Type 2 sets
+    maxFeePerGas = 2 * baseFee + priority fee, so it survives a few full blocks."""
     if req.tx_type not in (None, 0, 2):
         raise BadUserInput("type must be 0 (legacy) or 2 (EIP-1559)", field="type")
-    block = await chain.latest_block()
     tx_type = req.tx_type
     if tx_type is None:
         tx_type = 0 if req.gas_price is not None or block.base_fee is None else 2
-    tx: dict[str, Any] = {
-        "chainId": chain.chain_id,
-        "to": req.to,
-        "value": req.value,
-        "data": req.data,
-        "nonce": req.nonce if req.nonce is not None else await chain.pending_nonce(sender),
-    }
     if tx_type == 2:
         if block.base_fee is None:
             raise BadUserInput("this chain does not support EIP-1559 transactions", field="type")
@@ -68,27 +87,43 @@ async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[st
             raise BadUserInput(
                 "maxPriorityFeePerGas cannot exceed maxFeePerGas", field="maxPriorityFeePerGas"
             )
-        tx.update(type=2, maxFeePerGas=max_fee, maxPriorityFeePerGas=priority)
-    else:
-        for name, value in (
-            ("maxFeePerGas", req.max_fee_per_gas),
-            ("maxPriorityFeePerGas", req.max_priority_fee_per_gas),
-        ):
-            if value is not None:
-                raise BadUserInput(f"{name} is for EIP-1559 (type 2) transactions", field=name)
-        tx.update(type=0, gasPrice=req.gas_price or await chain.gas_price())
+        return FeeCaps(
+            2, block.base_fee, max_fee_per_gas=max_fee, max_priority_fee_per_gas=priority
+        )
+    for name, value in (
+        ("maxFeePerGas", req.max_fee_per_gas),
+        ("maxPriorityFeePerGas", req.max_priority_fee_per_gas),
+    ):
+        if value is not None:
+            raise BadUserInput(f"{name} is for EIP-1559 (type 2) transactions", field=name)
+    return FeeCaps(0, block.base_fee, gas_price=req.gas_price or await chain.gas_price())
+
+
+async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
+    """A complete transaction dict: EIP-1559 where the chain supports it, legacy otherwise."""
+    block = await chain.latest_block()
+    fees = await fee_caps(chain, block, req)
+    tx: dict[str, Any] = {
+        "chainId": chain.chain_id,
+        "value": req.value,
+        "data": req.data,
+        "nonce": req.nonce if req.nonce is not None else await chain.pending_nonce(sender),
+        **fees.fields(),
+    }
+    if req.to is not None:
+        tx["to"] = req.to
     if req.gas is not None:
         if req.gas < MIN_GAS:
             raise BadUserInput(f"gas must be at least {MIN_GAS}", field="gas")
         gas = req.gas
     else:
-        estimate = {"from": sender, "to": req.to, "value": req.value, "data": req.data}
+        estimate: dict[str, Any] = {"from": sender, "value": req.value, "data": req.data}
+        if req.to is not None:
+            estimate["to"] = req.to
         gas = await chain.estimate_gas(estimate)
     if gas > block.gas_limit:
         raise BadUserInput(f"gas {gas} is above the block gas limit {block.gas_limit}", field="gas")
     tx["gas"] = gas
-    if tx_type == 0:
-        tx.pop("type")  # eth-account signs a legacy tx when no type is given
     return tx
 
 

@@ -14,7 +14,7 @@ from db.engine import UnitOfWork
 from db.models import User, Wallet
 from db.repositories import UserProfile, UserRepository, WalletRepository
 from services.auth import Principal
-from services.errors import BadUserInput, NotFound, UserExists, WeakPassword
+from services.errors import BadUserInput, UserExists, WeakPassword
 from services.keys import KeyVault
 from services.validation import check_text, parse_address
 
@@ -43,24 +43,18 @@ class UserService:
         """The caller's profile, or None before createUser."""
         return await UserRepository.from_session(uow.session).profile_by_sub(principal.sub)
 
-    async def public_profile(self, uow: UnitOfWork, user_id: str) -> UserProfile:
-        """Another user's public profile, by id."""
+    async def public_profile(self, uow: UnitOfWork, user_id: str) -> UserProfile | None:
+        """Another user's public profile, by id; None when there is none."""
         try:
             parsed = uuid.UUID(user_id)
         except ValueError as exc:
             raise BadUserInput("id is not a valid user id", field="id") from exc
-        profile = await UserRepository.from_session(uow.session).profile_by_id(parsed)
-        if profile is None:
-            raise NotFound("no such user")
-        return profile
+        return await UserRepository.from_session(uow.session).profile_by_id(parsed)
 
-    async def public_profile_by_address(self, uow: UnitOfWork, address: str) -> UserProfile:
-        """Another user's public profile, by wallet address."""
+    async def public_profile_by_address(self, uow: UnitOfWork, address: str) -> UserProfile | None:
+        """Another user's public profile, by wallet address; None when no user has it."""
         checksummed = parse_address(address, field="address")
-        profile = await UserRepository.from_session(uow.session).profile_by_address(checksummed)
-        if profile is None:
-            raise NotFound("no user has this wallet address")
-        return profile
+        return await UserRepository.from_session(uow.session).profile_by_address(checksummed)
 
     async def create_user(
         self, uow: UnitOfWork, principal: Principal, password: str, username: str | None

@@ -41,7 +41,7 @@ async def test_submit_reaches_confirmed_with_confirmations_counted_by_blocks(
         await mine(anvil_w3, 2)
         done = await wait_for(server, token, queued["id"], "CONFIRMED")
     assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
-    assert [e["seq"] for e in done["events"]] == [1, 2, 3, 4]
+    assert [e["seq"] for e in done["events"]] == ["1", "2", "3", "4"]
     receipt = await anvil_w3.eth.get_transaction_receipt(done["hash"])
     assert receipt["from"] == address
     assert receipt["blockNumber"] == int(done["blockNumber"])

@@ -20,7 +20,7 @@ from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.settings import Settings
 
-STATUS = """subscription($id: ID!, $after: Int) {
+STATUS = """subscription($id: ID!, $after: BigInt) {
   transactionStatus(id: $id, afterSeq: $after) { seq userSeq status reason transactionId }
 }"""
 MINE = """subscription($after: BigInt) {
@@ -53,7 +53,7 @@ async def test_a_separate_worker_process_pushes_every_status_to_the_subscriber(
                 await mine(anvil_w3)
                 pushed += await ws.collect("s")  # CONFIRMED, then complete
     assert statuses(first + pushed) == STATUSES
-    assert [p["data"]["transactionStatus"]["seq"] for p in first + pushed] == [1, 2, 3, 4]
+    assert [p["data"]["transactionStatus"]["seq"] for p in first + pushed] == ["1", "2", "3", "4"]
 
 
 async def test_a_subscriber_on_a_second_api_process_gets_the_workers_events(
@@ -92,7 +92,7 @@ async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
             await ws.subscribe("s", STATUS, {"id": queued["id"], "after": last})
             after = await ws.collect("s")
     seqs = [p["data"]["transactionStatus"]["seq"] for p in before + after]
-    assert seqs == [1, 2, 3, 4]
+    assert seqs == ["1", "2", "3", "4"]
     assert statuses(before + after) == STATUSES
 
 

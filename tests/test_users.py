@@ -132,15 +132,15 @@ async def test_bad_address_and_bad_checksum_are_rejected(
     assert error_codes(literal) == ["BAD_USER_INPUT"]
 
 
-async def test_unknown_user_is_not_found(server: LiveServer, signer: DevSigner) -> None:
+async def test_unknown_user_is_null(server: LiveServer, signer: DevSigner) -> None:
     token = signer.mint("bob")
     body = await server.graphql(
         'query { user(id: "00000000-0000-0000-0000-000000000000") { id } }', token=token
     )
-    assert error_codes(body) == ["NOT_FOUND"]
+    assert body == {"data": {"user": None}}
     address = "0x0000000000000000000000000000000000000001"
     body = await server.graphql(f'{{ userByAddress(address: "{address}") {{ id }} }}', token=token)
-    assert error_codes(body) == ["NOT_FOUND"]
+    assert body == {"data": {"userByAddress": None}}
 
 
 async def test_malformed_user_id_is_bad_user_input(server: LiveServer, signer: DevSigner) -> None:

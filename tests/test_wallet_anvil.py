@@ -45,7 +45,7 @@ async def test_signed_transactions_broadcast_by_hand_are_mined(
     anvil_server: LiveServer, signer: DevSigner, anvil_w3: AsyncWeb3[Any]
 ) -> None:
     token, address = await new_wallet(anvil_server, signer, "alice", anvil_w3)
-    for tx_type, value in ((2, 12345), (0, 67890)):
+    for tx_type, value in (("EIP1559", 12345), ("LEGACY", 67890)):
         body = await anvil_server.graphql(
             SIGN,
             {"i": {"to": RECIPIENT, "value": str(value), "password": PASSWORD, "type": tx_type}},
@@ -64,7 +64,7 @@ async def test_signed_transactions_broadcast_by_hand_are_mined(
         assert mined["from"] == address
         assert mined["nonce"] == int(signed["nonce"])
         assert mined["value"] == value
-        assert mined["type"] == tx_type
+        assert mined["type"] == {"EIP1559": 2, "LEGACY": 0}[tx_type]
     assert await anvil_w3.eth.get_transaction_count(address) == 2
 
 
@@ -129,8 +129,8 @@ async def test_bad_values_are_rejected_naming_the_field(
         ({"to": RECIPIENT.replace("dEaD", "DEad")}, "to"),
         ({"gas": str(10**12)}, "gas"),
         ({"chainId": 999}, "chainId"),
-        ({"type": 1}, "type"),
-        ({"gasPrice": "1", "type": 2}, "gasPrice"),
+        ({"type": "EIP2930"}, "type"),
+        ({"gasPrice": "1", "type": "EIP1559"}, "gasPrice"),
     ]
     for extra, field in cases:
         body = await anvil_server.graphql(

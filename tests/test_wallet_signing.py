@@ -106,7 +106,7 @@ async def test_sign_transaction_on_the_embedded_chain_recovers_to_the_wallet(
     )
     signed = body["data"]["signTransaction"]
     assert signed["from"] == address
-    assert signed["type"] == 2
+    assert signed["type"] == "EIP1559"
     assert signed["nonce"] == "0"
     assert Account.recover_transaction(signed["raw"]) == address
 

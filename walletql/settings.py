@@ -26,6 +26,10 @@ class ChainSettings(BaseModel):
     confirmations: int = Field(default=2, ge=1)
     deadline_seconds: int = Field(default=300, ge=1)
     bump_interval_seconds: int = Field(default=30, ge=1)
+    native_currency_symbol: str = Field(default="ETH", min_length=1, max_length=16)
+    native_currency_decimals: int = Field(default=18, ge=0, le=36)
+    # A block explorer's transaction page, with {hash} where the hash goes.
+    explorer_tx_url: str | None = Field(default=None, pattern=r"^https?://[^\s]*\{hash\}")
 
 
 def _embedded_chain() -> list[ChainSettings]:
