@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import NewType
 
 import strawberry
@@ -60,29 +61,58 @@ BigInt = NewType("BigInt", int)
 Address = NewType("Address", str)
 Hex = NewType("Hex", str)
 
+
+def _parse_datetime(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    raise BadUserInput("expected an RFC 3339 date-time with a time zone offset")
+
+
 SCALAR_MAP: dict[object, ScalarDefinition] = {
+    datetime: strawberry.scalar(
+        name="DateTime",
+        description="A point in time as a JSON string in RFC 3339 form, e.g. "
+        "2026-01-02T03:04:05.678901+00:00 (always with an offset; output in UTC). "
+        "TypeScript: string; parse with new Date().",
+        specified_by_url="https://datatracker.ietf.org/doc/html/rfc3339",
+        serialize=lambda value: value.isoformat(),
+        parse_value=_parse_datetime,
+    ),
     BigInt: strawberry.scalar(
         name="BigInt",
-        description="A non-negative integer up to 2^256-1, as a decimal string (wei amounts).",
+        description="A non-negative integer from 0 to 2^256-1 (a uint256: wei amounts, gas, "
+        "nonces, block numbers, event cursors). Output: a JSON string of decimal digits, no "
+        "sign, no leading zeros, no exponent (TypeScript: string; parse with BigInt()). "
+        "Input: that string, or a JSON integer below 2^53.",
         serialize=str,
         parse_value=_parse_bigint,
     ),
     Address: strawberry.scalar(
         name="Address",
-        description="A 20-byte Ethereum address: EIP-55 checksummed on output; any case on "
-        "input, but a mixed-case address must have a valid checksum.",
+        description="A 20-byte Ethereum address as a JSON string: 0x and 40 hex digits "
+        "(TypeScript: `0x${string}`). Output: EIP-55 checksummed. Input: any case, but a "
+        "mixed-case address must have a valid EIP-55 checksum.",
+        specified_by_url="https://eips.ethereum.org/EIPS/eip-55",
         serialize=str,
         parse_value=_parse_address,
     ),
     ChainId: strawberry.scalar(
         name="ChainId",
-        description="An EIP-155 chain id, as a JSON number (chain ids can exceed 32 bits).",
+        description="An EIP-155 chain id: a positive integer below 2^53, as a JSON number "
+        "(TypeScript: number; chain ids can exceed the 32 bits of GraphQL's Int).",
+        specified_by_url="https://eips.ethereum.org/EIPS/eip-155",
         serialize=int,
         parse_value=_parse_chain_id,
     ),
     Hex: strawberry.scalar(
         name="Hex",
-        description="Bytes as 0x-prefixed hex of even length.",
+        description="Bytes as a JSON string: 0x, then two hex digits per byte (TypeScript: "
+        "`0x${string}`); 0x alone is no bytes. Output: lower case. Input: any case.",
         serialize=str,
         parse_value=_parse_hex,
     ),
