@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt schema bench uv sync node lambda
+.PHONY: run test check fmt schema bench uv sync node browser lambda
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -21,7 +21,15 @@ node:
 	  fi; \
 	else echo "npm not found: the anvil tests will be skipped (and fail in CI)"; fi
 
-test: sync node
+# Headless Chromium for the browser test: Debian's package, installed when missing (as root).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "chromium not found (install Debian's chromium as root): the browser test will be skipped (and fail in CI)"; fi; \
+	fi
+
+test: sync node browser
 	$(PY_UV) run --frozen --no-sync pytest
 
 check: sync

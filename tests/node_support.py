@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from typing import Any
 
@@ -20,13 +21,16 @@ def require_node_package(name: str) -> None:
         pytest.skip(f"{name} is not installed: run `make node`")
 
 
-async def run_node(script: str, *args: str, timeout: float = 120) -> tuple[int, str, str]:
+async def run_node(
+    script: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run tests/node/SCRIPT without blocking the event loop (a LiveServer may share it)."""
     proc = await asyncio.create_subprocess_exec(
         "node",
         str(NODE_DIR / script),
         *args,
         cwd=NODE_DIR,
+        env={**os.environ, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -39,9 +43,11 @@ async def run_node(script: str, *args: str, timeout: float = 120) -> tuple[int, 
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def node_json(script: str, *args: str, timeout: float = 120) -> Any:
+async def node_json(
+    script: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> Any:
     """Run a script that prints one JSON line last; that line, decoded."""
-    code, out, err = await run_node(script, *args, timeout=timeout)
+    code, out, err = await run_node(script, *args, timeout=timeout, env=env)
     assert code == 0, f"{script} exited {code}: {out}\n{err}"
     return json.loads(out.strip().splitlines()[-1])
 

@@ -1,0 +1,103 @@
+"""A page on another origin, in headless Chromium, uses `walletql serve` as `make run` starts it:
+a query and a mutation over HTTP (CORS), and a subscription over the websocket.
+
+Chromium is Debian's package (`make browser` installs it); playwright-core drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from tests.chain_support import NODE_DIR, NODE_MODULES
+from tests.conftest import free_port
+from tests.node_support import node_json, require_node_package
+from tests.support import LiveServer
+from walletql.devauth import DevSigner
+
+PAGE = NODE_DIR / "browser" / "page.html"
+GRAPHQL_WS = NODE_MODULES / "graphql-ws" / "umd" / "graphql-ws.min.js"
+
+
+def chromium() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.skip("chromium is not installed: run `make browser`")
+    return found
+
+
+@pytest.fixture
+async def api(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[str, Path]]:
+    """`walletql serve` on the embedded chain with its worker, as `make run` runs it."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
+        "WALLETQL_DATA_DIR": str(tmp_path),
+        "WALLETQL_PORT": str(port),
+        "WALLETQL_DATABASE_URL": database_url,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "walletql.cli", "serve", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(600):
+                assert proc.returncode is None, "serve exited early"
+                try:
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        yield base, tmp_path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=30)
+
+
+def page_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/", lambda _: FileResponse(PAGE)),
+            Route("/graphql-ws.min.js", lambda _: FileResponse(GRAPHQL_WS)),
+            Route("/favicon.ico", lambda _: Response(status_code=204)),
+        ]
+    )
+
+
+async def test_a_page_on_another_origin_queries_mutates_and_subscribes(
+    api: tuple[str, Path],
+) -> None:
+    browser = chromium()
+    require_node_package("playwright-core")
+    require_node_package("graphql-ws")
+    base, data_dir = api
+    token = DevSigner(data_dir).mint("alice")
+    async with LiveServer(page_app()) as pages:
+        # localhost, not 127.0.0.1: another origin than the API's, as a Vite dev server is.
+        url = f"http://localhost:{pages.port}/?api={base}&token={token}"
+        result = await node_json(
+            "browser/run_page.mjs", url, timeout=180, env={"CHROMIUM": browser}
+        )
+    assert result["ok"], result
+    assert result["origin"] == f"http://localhost:{pages.port}"
+    assert result["query"]["me"] is None
+    assert result["query"]["chains"][0]["isDefault"] is True
+    assert result["mutation"]["created"]["sub"] == "alice"
+    assert result["mutation"]["submitted"]["status"] == "QUEUED"
+    statuses = result["subscription"]
+    assert statuses[0] == "QUEUED"
+    assert statuses[-1] == "CONFIRMED"
+    assert result["problems"] == []
