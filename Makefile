@@ -13,13 +13,16 @@ sync: uv
 run: sync
 	$(PY_UV) run --frozen --no-sync walletql serve
 
-# The test node (anvil) and ERC-20 artifacts come from npm, pinned in tests/node.
+# From npm, pinned: the test node (anvil), ERC-20 artifacts and the frontend clients the tests
+# drive (tests/node), and the Node examples, which a test runs (examples/node).
 node:
 	@if command -v npm >/dev/null 2>&1; then \
-	  if [ ! -f tests/node/node_modules/.installed ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.installed ]; then \
-	    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) && touch tests/node/node_modules/.installed; \
-	  fi; \
-	else echo "npm not found: the anvil tests will be skipped (and fail in CI)"; fi
+	  for dir in tests/node examples/node; do \
+	    if [ ! -f $$dir/node_modules/.installed ] || [ $$dir/package-lock.json -nt $$dir/node_modules/.installed ]; then \
+	      (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) && touch $$dir/node_modules/.installed || exit 1; \
+	    fi; \
+	  done; \
+	else echo "npm not found: the anvil and client tests will be skipped (and fail in CI)"; fi
 
 # Headless Chromium for the browser test: Debian's package, installed when missing (as root).
 browser:

@@ -5,16 +5,11 @@ Chromium is Debian's package (`make browser` installs it); playwright-core drive
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import FileResponse, Response
@@ -23,6 +18,7 @@ from starlette.routing import Route
 from tests.chain_support import NODE_DIR, NODE_MODULES
 from tests.conftest import free_port
 from tests.node_support import node_json, require_node_package
+from tests.serve_support import ServeProcess
 from tests.support import LiveServer
 from walletql.devauth import DevSigner
 
@@ -39,32 +35,8 @@ def chromium() -> str:
 
 @pytest.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[str, Path]]:
-    """`walletql serve` on the embedded chain with its worker, as `make run` runs it."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WALLETQL_")},
-        "WALLETQL_DATA_DIR": str(tmp_path),
-        "WALLETQL_PORT": str(port),
-        "WALLETQL_DATABASE_URL": database_url,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "walletql.cli", "serve", env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            for _ in range(600):
-                assert proc.returncode is None, "serve exited early"
-                try:
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-        yield base, tmp_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
+    async with ServeProcess(tmp_path, database_url, free_port()) as serve:
+        yield serve.url, tmp_path
 
 
 def page_app() -> Starlette:
