@@ -17,12 +17,13 @@ from schema import build_schema
 from schema.context import Context
 from services import metrics
 from services.errors import Unauthenticated
-from walletql.guarded_view import GuardedGraphQL
+from walletql.http_protocol import GraphQLOverHTTP
 from walletql.origins import OriginPolicy
+from walletql.persisted_queries import PersistedQueries
 from walletql.settings import Settings
 
 
-class GraphQLView(GuardedGraphQL):
+class GraphQLView(GraphQLOverHTTP):
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(
@@ -41,6 +42,7 @@ class GraphQLView(GuardedGraphQL):
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
         self.origins = OriginPolicy(settings.origins)
+        self.persisted = PersistedQueries(settings.apq_cache_size, settings.apq_cache_bytes)
         self.leeway = settings.jwt_leeway_seconds
 
     def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:

@@ -6,7 +6,12 @@ from cross_web import HTTPException
 from starlette.responses import JSONResponse
 
 # The code of each status strawberry itself may refuse a request with.
-_CODES = {404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE", 408: "REQUEST_TIMEOUT"}
+_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    408: "REQUEST_TIMEOUT",
+}
 
 
 class RequestRejected(HTTPException):
@@ -22,9 +27,13 @@ def error_body(code: str, message: str) -> dict[str, object]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+def code_of(exc: HTTPException) -> str:
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else _CODES.get(exc.status_code, "BAD_REQUEST")
+
+
 def rejection_response(exc: HTTPException) -> JSONResponse:
-    code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "BAD_REQUEST")
-    return error_response(exc.status_code, code, exc.reason)
+    return error_response(exc.status_code, code_of(exc), exc.reason)
 
 
 def error_response(status_code: int, code: str, message: str) -> JSONResponse:

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # production. ``http://localhost:*`` allows any port, ``*`` any origin.
     allowed_origins: list[str] | None = None
     cors_allow_credentials: bool = False
+    # Automatic persisted queries: hashes remembered per process (entries, and bytes of text).
+    apq_cache_size: int = Field(default=1000, ge=1)
+    apq_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     ws_init_timeout_seconds: float = Field(default=5.0, gt=0)
     ws_max_subscriptions: int = Field(default=20, ge=1)
     subscriber_buffer: int = Field(default=256, ge=1)
