@@ -98,7 +98,8 @@ async def test_get_runs_queries_but_not_mutations(server: LiveServer, signer: De
         assert ok.json() == {"data": {"me": None}}
         mutation = 'mutation { createUser(input: {password: "long enough"}) { id } }'
         refused = await client.get(server.graphql_url, params={"query": mutation}, headers=headers)
-    assert refused.status_code == 400
+    assert refused.status_code == 405  # GraphQL over HTTP: mutations only by POST
+    assert refused.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
     assert (await server.graphql("{ me { id } }", token=signer.mint("a"))) == {"data": {"me": None}}
 
 
