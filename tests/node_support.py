@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.chain_support import NODE_DIR, NODE_MODULES
+from testkit.anvil import NODE_DIR, NODE_MODULES
 
 
 def require_node_package(name: str) -> None:

@@ -13,9 +13,12 @@ import httpx
 import pytest
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.conftest import ROOT, anvil_chain, free_port
-from tests.serve_support import ServeProcess
+from testkit import ROOT
+from testkit.anvil import Anvil
+from testkit.env import chain_of, walletql_env
+from testkit.graphql import data
+from testkit.pipeline import fund
+from testkit.process import ServerProcess
 from walletql.devauth import DevSigner
 
 EXAMPLE = ROOT / "examples" / "node"
@@ -29,14 +32,7 @@ CREATE = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { a
 
 async def post(url: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(
-            f"{url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"authorization": f"Bearer {token}"},
-        )
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body["data"]
+        return await data(client, f"{url}/graphql", query, variables, token=token)
 
 
 async def confirmed_transaction(url: str, token: str) -> str:
@@ -68,13 +64,14 @@ async def test_the_apollo_example_resumes_after_a_kill_without_duplicates_or_gap
     if shutil.which("node") is None or not (EXAMPLE / "node_modules/@apollo/client").is_dir():
         pytest.skip("examples/node is not installed: run `make node`")
     # anvil, not the in-process EVM: the chain must outlive the API processes.
-    chains = json.dumps([{**anvil_chain(anvil), "confirmations": 1}])
+    env = walletql_env(
+        database_url, tmp_path, WALLETQL_CHAINS=json.dumps([chain_of(anvil, confirmations=1)])
+    )
     token = DevSigner(tmp_path).mint("alice")
     seen: list[dict[str, Any]] = []
-    async with ServeProcess(tmp_path, database_url, free_port(), WALLETQL_CHAINS=chains) as server:
+    async with ServerProcess(env) as server:
         created = await post(server.url, token, CREATE, {"p": PASSWORD})
-        address = created["createUser"]["wallet"]["address"]
-        await anvil_w3.provider.make_request("anvil_setBalance", [address, hex(10**18)])  # type: ignore[arg-type]
+        await fund(anvil_w3, created["createUser"]["wallet"]["address"], 10**18)
         first = await confirmed_transaction(server.url, token)
         example = await asyncio.create_subprocess_exec(
             "node", str(EXAMPLE / "apollo_resume.mjs"), server.url, token,
@@ -83,14 +80,14 @@ async def test_the_apollo_example_resumes_after_a_kill_without_duplicates_or_gap
         assert example.stdout is not None
         try:
             await read_until_confirmed(example.stdout, [first], seen)
-            await server.kill()
+            assert server.proc is not None
+            server.proc.kill()  # a crash: no shutdown, the socket just drops
+            await server.proc.wait()
             # While the example is cut off, another API process takes two more transactions.
-            async with ServeProcess(
-                tmp_path, database_url, free_port(), WALLETQL_CHAINS=chains
-            ) as other:
+            async with ServerProcess(env) as other:
                 missed = [await confirmed_transaction(other.url, token) for _ in range(2)]
-            await server.start()  # the example's server is back
-            await read_until_confirmed(example.stdout, [first, *missed], seen)
+            async with ServerProcess(env, port=server.port):  # the example's server is back
+                await read_until_confirmed(example.stdout, [first, *missed], seen)
         finally:
             example.terminate()
             await example.wait()

@@ -15,11 +15,11 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from tests.chain_support import NODE_DIR, NODE_MODULES
-from tests.conftest import free_port
+from testkit.anvil import NODE_DIR, NODE_MODULES
+from testkit.env import walletql_env
+from testkit.process import ServerProcess
+from testkit.server import LiveServer
 from tests.node_support import node_json, require_node_package
-from tests.serve_support import ServeProcess
-from tests.support import LiveServer
 from walletql.devauth import DevSigner
 
 PAGE = NODE_DIR / "browser" / "page.html"
@@ -35,7 +35,7 @@ def chromium() -> str:
 
 @pytest.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[str, Path]]:
-    async with ServeProcess(tmp_path, database_url, free_port()) as serve:
+    async with ServerProcess(walletql_env(database_url, tmp_path)) as serve:
         yield serve.url, tmp_path
 
 

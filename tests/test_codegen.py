@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.chain_support import NODE_DIR, NODE_MODULES
+from testkit.anvil import NODE_DIR, NODE_MODULES
 from tests.node_support import require_node_package
 
 ROOT = NODE_DIR.parent.parent

@@ -8,8 +8,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
-from tests.support import LiveServer, make_settings
+from testkit.env import make_settings
+from testkit.server import LiveServer
+from testkit.ws import PROTOCOL
 from walletql.app import create_app
 from walletql.settings import Settings
 
@@ -70,8 +73,8 @@ async def test_production_allows_no_origin_by_default(tmp_path: Path, database_u
         assert "access-control-allow-origin" not in answer.headers
         with pytest.raises(InvalidStatus) as refused:
             await connect(
-                server.ws_url, subprotocols=["graphql-transport-ws"], origin="http://localhost:5173"
-            )  # type: ignore[list-item,arg-type]
+                server.ws_url, subprotocols=[PROTOCOL], origin=Origin("http://localhost:5173")
+            )
         assert refused.value.response.status_code == 403
 
 
@@ -92,13 +95,13 @@ async def test_listed_origins_and_credentials_apply_to_http_and_websocket(
             not in (await preflight(server, "http://localhost:5173")).headers
         )
         async with connect(
-            server.ws_url, subprotocols=["graphql-transport-ws"], origin="https://app.example"
-        ):  # type: ignore[list-item,arg-type]
+            server.ws_url, subprotocols=[PROTOCOL], origin=Origin("https://app.example")
+        ):
             pass
         with pytest.raises(InvalidStatus):
             await connect(
-                server.ws_url, subprotocols=["graphql-transport-ws"], origin="http://localhost:5173"
-            )  # type: ignore[list-item,arg-type]
+                server.ws_url, subprotocols=[PROTOCOL], origin=Origin("http://localhost:5173")
+            )
 
 
 @pytest.mark.parametrize(
@@ -112,4 +115,4 @@ def test_bad_origin_settings_are_start_up_errors(
     tmp_path: Path, overrides: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        Settings(_env_file=None, data_dir=tmp_path, **overrides)  # type: ignore[call-arg,arg-type]
+        Settings(_env_file=None, data_dir=tmp_path, **overrides)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from strawberry.http import GraphQLRequestData
 
+from testkit.server import LiveServer
 from tests.node_support import node_json, require_node_package
-from tests.support import LiveServer
 from walletql.devauth import DevSigner
 from walletql.persisted_queries import PersistedQueries
 

@@ -7,17 +7,17 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.pipeline_support import (
+from testkit.anvil import Anvil
+from testkit.env import pipeline_settings
+from testkit.pipeline import (
     PASSWORD,
     RECIPIENT,
     pipeline_server,
-    pipeline_settings,
     submit,
     wait_for,
 )
-from tests.pipeline_support import new_wallet as new_funded_wallet
-from tests.support import LiveServer
+from testkit.pipeline import new_wallet as new_funded_wallet
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
 SIGN = """mutation($i: SignTransactionInput!) { signTransaction(input: $i) { raw hash nonce } }"""

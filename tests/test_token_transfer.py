@@ -7,15 +7,11 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil, deploy_erc20, erc20, mint_erc20
-from tests.pipeline_support import (
-    PASSWORD,
-    new_wallet,
-    pipeline_server,
-    pipeline_settings,
-    wait_for,
-)
-from tests.support import error_codes
+from testkit.anvil import Anvil
+from testkit.contracts import deploy_erc20, erc20, mint_erc20
+from testkit.env import pipeline_settings
+from testkit.graphql import error_codes
+from testkit.pipeline import PASSWORD, new_wallet, pipeline_server, wait_for
 from walletql.devauth import DevSigner
 
 BOB = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

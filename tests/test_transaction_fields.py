@@ -8,18 +8,18 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.pipeline_support import (
+from testkit.anvil import Anvil
+from testkit.env import pipeline_settings
+from testkit.pipeline import (
     PASSWORD,
     RECIPIENT,
     mine,
     new_wallet,
     pipeline_server,
-    pipeline_settings,
     submit,
     wait_for,
 )
-from tests.support import LiveServer
+from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
 EXPLORER = "https://explorer.example/tx/{hash}"
@@ -191,5 +191,5 @@ async def test_a_transaction_without_to_deploys_a_contract(
     receipt = await anvil_w3.eth.get_transaction_receipt(done["hash"])
     contract = receipt["contractAddress"]
     assert contract is not None
-    answer = await anvil_w3.eth.call({"to": contract, "data": "0x"})
+    answer = await anvil_w3.eth.call({"to": contract, "data": b""})
     assert int.from_bytes(answer, "big") == 42

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from testkit.env import make_settings
+from testkit.server import LiveServer
 from tests.node_support import node_json, require_node_package
-from tests.support import LiveServer, make_settings
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 
