@@ -188,6 +188,9 @@ class WalletService:
 
         from services.typed_data import validate_typed_data
 
+        # A caller without a wallet is answered before the document is decoded and checked.
+        async with read_only(self._reads) as reader:
+            await self._wallet(reader, principal)
         if isinstance(typed_data, str):  # clients often send JSON.stringify(typedData)
             typed_data = parse_json_text(typed_data, field="typedData")
         validate_typed_data(typed_data)

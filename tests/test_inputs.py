@@ -162,3 +162,14 @@ async def test_graphiql_page_sends_a_csp_and_security_headers(server: LiveServer
     assert page.count(f'nonce="{nonce}"') == page.count("nonce=")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_typed_data_of_a_caller_without_a_wallet_is_not_even_parsed(
+    server: LiveServer, signer: DevSigner
+) -> None:
+    sign = (
+        'mutation($t: JSON!) { signTypedData(input: {typedData: $t, password: "x"}) { signature } }'
+    )
+    deep = "[" * 100_000 + "]" * 100_000
+    body = await server.graphql(sign, {"t": deep}, token=signer.mint("nobody-here"))
+    assert error_codes(body) == ["NOT_FOUND"]
