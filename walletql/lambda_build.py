@@ -98,9 +98,11 @@ def install(target: Path, python: str, work: Path) -> None:
     constraints = work / "constraints.txt"
     run(*uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
         "--quiet", "-o", str(constraints))  # fmt: skip
-    run(*uv(), "pip", "install", "--no-config", "--quiet", "--target", str(target),
-        "--python-platform", PLATFORM, "--python-version", python, "--only-binary", ":all:",
-        "-c", str(constraints), *worker_requirements())  # fmt: skip
+    # Copies, not links into uv's cache: strip rewrites the libraries in place, and a
+    # hard-linked file is the same file in every environment installed from that cache.
+    run(*uv(), "pip", "install", "--no-config", "--quiet", "--link-mode", "copy",
+        "--target", str(target), "--python-platform", PLATFORM, "--python-version", python,
+        "--only-binary", ":all:", "-c", str(constraints), *worker_requirements())  # fmt: skip
 
 
 def prune(target: Path) -> None:
@@ -118,9 +120,12 @@ def strip_debug(target: Path) -> bool:
     strip = shutil.which("strip")
     if strip is None:
         return False
-    libraries = [str(p) for p in target.rglob("*.so")]
+    libraries = list(target.rglob("*.so"))
+    shared = [str(p) for p in libraries if p.stat().st_nlink > 1]
+    if shared:  # never rewrite a file that another environment also uses
+        raise BuildError(f"refusing to strip hard-linked files: {', '.join(shared[:3])}")
     if libraries:
-        run(strip, "--strip-debug", *libraries)
+        run(strip, "--strip-debug", *map(str, libraries))
     return True
 
 
