@@ -101,10 +101,15 @@ async def test_created_wallet_is_stored_sealed_with_its_parameters(
     assert Account.from_key(key).address == address
 
 
-def test_production_requires_database_jwks_and_pepper() -> None:
-    with pytest.raises(
-        ValueError, match="WALLETQL_DATABASE_URL, WALLETQL_JWKS_URL, WALLETQL_PEPPER"
-    ):
+def test_production_refuses_embedded_parts_and_the_api_needs_jwks_and_pepper() -> None:
+    with pytest.raises(ValueError, match="requires WALLETQL_DATABASE_URL"):
         Settings(_env_file=None, env="production")
+    url = "postgresql+asyncpg://walletql@db.internal/walletql"
+    with pytest.raises(ValueError, match="cannot use the in-process EVM"):
+        Settings(_env_file=None, env="production", database_url=url)
+    chains = [{"chain_id": 1, "name": "mainnet", "rpc_url": "https://rpc.example"}]
+    worker = Settings(_env_file=None, env="production", database_url=url, chains=chains)
+    # The worker's settings are enough for the worker; the API also needs these two.
+    assert worker.missing_for_api() == ["WALLETQL_JWKS_URL", "WALLETQL_PEPPER"]
     with pytest.raises(ValueError, match="at least 32"):
         Settings(_env_file=None, pepper="short")

