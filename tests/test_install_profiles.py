@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chain_support import Anvil
-from tests.conftest import ROOT, free_port
-from tests.test_cli import WALLETQL, clean_env, wait_until_up
+from testkit import ROOT
+from testkit.anvil import Anvil
+from testkit.env import chain_of, clean_env
+from testkit.net import free_port, wait_http
+from testkit.process import WALLETQL
 from walletql.lambda_build import uv
 
 EMBEDDED_OR_TEST_ONLY = (
@@ -56,12 +58,11 @@ def test_a_production_install_has_no_embedded_part_and_no_test_tool(
 
 
 def production_env(database_url: str, anvil: Anvil, tmp_path: Path, **extra: str) -> dict[str, str]:
-    chain = {"chain_id": anvil.chain_id, "name": "anvil", "rpc_url": anvil.url}
     return clean_env(
         WALLETQL_ENV="production",
         WALLETQL_DATA_DIR=str(tmp_path),
         WALLETQL_DATABASE_URL=database_url,
-        WALLETQL_CHAINS=json.dumps([chain]),
+        WALLETQL_CHAINS=json.dumps([chain_of(anvil)]),
         **extra,
     )
 
@@ -80,8 +81,8 @@ async def test_a_production_install_serves_the_api_with_production_settings(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc, seconds=60)
         async with httpx.AsyncClient(timeout=10) as client:
-            await wait_until_up(client, f"http://127.0.0.1:{port}/healthz", proc)
             body = (
                 await client.post(
                     f"http://127.0.0.1:{port}/graphql", json={"query": "{ me { id } }"}

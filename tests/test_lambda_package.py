@@ -6,18 +6,22 @@ chain settings only: no pepper, no JWKS, no JWT settings."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import AsyncWeb3
 
-from tests.chain_support import Anvil
-from tests.conftest import free_port
-from tests.lambda_support import LambdaContainer, build_and_unpack, clean_interpreter, lambda_env
-from tests.pipeline_support import fetch, new_wallet, pipeline_server, pipeline_settings, submit
-from tests.sqs_support import (
+from testkit.anvil import Anvil
+from testkit.env import PipelineSettings
+from testkit.lambda_function import (
+    LambdaContainer,
+    build_and_unpack,
+    clean_interpreter,
+    lambda_env,
+)
+from testkit.pipeline import fetch, new_wallet, pipeline_server, submit
+from testkit.sqs import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
@@ -26,7 +30,7 @@ from tests.sqs_support import (
     sqs_record,
 )
 from walletql.devauth import DevSigner
-from walletql.lambda_build import LIMIT_BYTES
+from walletql.lambda_build import LIMIT_BYTES, Build
 
 # What the worker must do without: the API's stack, web3's, and what the runtime ships.
 NOT_PACKAGED = {
@@ -37,17 +41,13 @@ NOT_PACKAGED = {
 
 
 @pytest.fixture(scope="module")
-def moto_sqs() -> Iterator[MotoSqsServer]:
-    with MotoSqsServer(free_port()) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, Path]:
     return build_and_unpack(tmp_path_factory.mktemp("lambda"))
 
 
-def test_the_package_is_small_and_holds_only_the_workers_code(package: tuple[Any, Path]) -> None:
+def test_the_package_is_small_and_holds_only_the_workers_code(
+    package: tuple[Build, Path],
+) -> None:
     build, task_root = package
     assert build.zipped <= LIMIT_BYTES
     top_level = {path.name.split(".")[0] for path in task_root.iterdir()}
@@ -61,10 +61,11 @@ def test_the_package_is_small_and_holds_only_the_workers_code(package: tuple[Any
 async def test_the_unpacked_package_confirms_a_transaction_from_sqs_messages(
     tmp_path: Path,
     database_url: str,
+    pipeline: PipelineSettings,
     anvil: Anvil,
     anvil_w3: AsyncWeb3[Any],
     moto_sqs: MotoSqsServer,
-    package: tuple[Any, Path],
+    package: tuple[Build, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, task_root = package
@@ -80,12 +81,7 @@ async def test_the_unpacked_package_confirms_a_transaction_from_sqs_messages(
     # The API side (in this process) enqueues through the credential chain, as in production.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-    settings = pipeline_settings(
-        tmp_path,
-        database_url,
-        anvil,
-        **{k.removeprefix("WALLETQL_").lower(): v for k, v in sqs.items()},
-    )
+    settings = pipeline(anvil, **{k.removeprefix("WALLETQL_").lower(): v for k, v in sqs.items()})
     env = lambda_env(
         task_root,
         WALLETQL_ENV="production",

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from testkit import ROOT
 from walletql.lambda_build import Build, build_package, uv
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 # Lambda's bootstrap in a few lines: import the handler, then one invocation per stdin line.
