@@ -59,8 +59,16 @@ class UserRepository:
     async def profile_by_address(self, address: str) -> UserProfile | None:
         return await self._profile(Wallet.address == address)
 
+    async def id_by_sub(self, sub: str) -> uuid.UUID | None:
+        return await self.session.scalar(select(User.id).where(User.sub == sub))
+
+    async def event_seq(self, user_id: uuid.UUID) -> int:
+        """The last per-user event number handed out (0 before any event)."""
+        seq = await self.session.scalar(select(User.event_seq).where(User.id == user_id))
+        return seq or 0
+
     async def sub_exists(self, sub: str) -> bool:
-        return (await self.session.scalar(select(User.id).where(User.sub == sub))) is not None
+        return (await self.id_by_sub(sub)) is not None
 
     async def username_taken(self, username: str) -> bool:
         stmt = select(User.id).where(func.lower(User.username) == username.lower())

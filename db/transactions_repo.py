@@ -74,11 +74,49 @@ class TransactionRepository:
         stmt = select(TransactionAttempt).where(TransactionAttempt.transaction_id == tx_id)
         return {(a.kind, a.rung): a for a in await self.session.scalars(stmt)}
 
-    async def events(self, tx_id: uuid.UUID, after_seq: int = 0) -> list[TransactionEvent]:
+    async def attempts_of(self, tx_ids: list[uuid.UUID]) -> list[TransactionAttempt]:
+        """Every attempt of several transactions, each transaction's in ladder order."""
+        stmt = (
+            select(TransactionAttempt)
+            .where(TransactionAttempt.transaction_id.in_(tx_ids))
+            .order_by(
+                TransactionAttempt.transaction_id,
+                TransactionAttempt.rung,
+                TransactionAttempt.kind.desc(),
+            )
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def events(
+        self, tx_id: uuid.UUID, after_seq: int = 0, limit: int | None = None
+    ) -> list[TransactionEvent]:
+        """One transaction's events after ``after_seq``, in order."""
         stmt = (
             select(TransactionEvent)
             .where(TransactionEvent.transaction_id == tx_id, TransactionEvent.seq > after_seq)
             .order_by(TransactionEvent.seq)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def events_of(self, tx_ids: list[uuid.UUID]) -> list[TransactionEvent]:
+        """Every event of several transactions, each transaction's in order."""
+        stmt = (
+            select(TransactionEvent)
+            .where(TransactionEvent.transaction_id.in_(tx_ids))
+            .order_by(TransactionEvent.transaction_id, TransactionEvent.seq)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def user_events(
+        self, user_id: uuid.UUID, after_user_seq: int, limit: int
+    ) -> list[TransactionEvent]:
+        """A user's events after ``after_user_seq``, in commit order."""
+        stmt = (
+            select(TransactionEvent)
+            .where(TransactionEvent.user_id == user_id, TransactionEvent.user_seq > after_user_seq)
+            .order_by(TransactionEvent.user_seq)
+            .limit(limit)
         )
         return list(await self.session.scalars(stmt))
 

@@ -17,7 +17,7 @@ async def transaction_status(
 ) -> AsyncGenerator[TransactionEventType, None]:
     ctx = info.context
     principal = await ctx.principal()
-    async for event in ctx.services.live.transaction_events(principal, str(id), after_seq):
+    async for event in ctx.services.live.transaction_events(ctx.uow, principal, str(id), after_seq):
         metrics.TRANSACTION_STATUS_EVENTS.inc()
         yield TransactionEventType.from_model(event)
 
@@ -27,6 +27,6 @@ async def my_transactions(
 ) -> AsyncGenerator[TransactionEventType, None]:
     ctx = info.context
     principal = await ctx.principal()
-    async for event in ctx.services.live.user_events(principal, after_seq):
+    async for event in ctx.services.live.user_events(ctx.uow, principal, after_seq):
         metrics.MY_TRANSACTIONS_EVENTS.inc()
         yield TransactionEventType.from_model(event)

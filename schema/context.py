@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from starlette.requests import Request
@@ -11,10 +11,11 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from db.engine import UnitOfWork, read_only, unit_of_work
+from schema.loaders import Loaders
 from services.auth import Principal
 from services.container import Services
 from services.errors import Unauthenticated
+from services.records import UnitOfWork
 from services.request_context import request_id
 
 
@@ -28,6 +29,17 @@ class Context:
     # Set by strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
+    # Read-only for queries and subscriptions; a mutation swaps in its own for its duration
+    # (schema/unit_of_work.py).
+    uow: UnitOfWork = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uow = self.services.units.read_only()
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """This request's DataLoaders (built on first use: most requests need none)."""
+        return Loaders(self.services.transactions, self.services.units.read_only())
 
     def _authorization(self) -> str | None:
         if self.connection_params is not None:
@@ -42,14 +54,6 @@ class Context:
         if self._principal is None:
             self._principal = await self.services.verifier.verify_header(self._authorization())
         return self._principal
-
-    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """One database transaction (mutations)."""
-        return unit_of_work(self.services.session_factory)
-
-    def read(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """Reads in autocommit, one round trip per statement (queries)."""
-        return read_only(self.services.read_session_factory)
 
 
 Info = StrawberryInfo[Context, None]

@@ -11,6 +11,7 @@ from resolvers import subscriptions, users, wallets
 from resolvers import transactions as tx_resolvers
 from schema.transaction_types import TransactionConnection, TransactionEventType, TransactionType
 from schema.types import PublicUserType, UserType
+from schema.unit_of_work import mutation
 from schema.wallet_types import (
     BalanceType,
     ChainType,
@@ -60,42 +61,42 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    create_user: UserType = strawberry.mutation(
+    create_user: UserType = mutation(
         resolver=users.create_user,
         description="Create the signed-in user and a wallet sealed by the password.",
     )
-    sign_transaction: SignedTransactionType = strawberry.mutation(
+    sign_transaction: SignedTransactionType = mutation(
         resolver=wallets.sign_transaction,
         description="Fill in and sign a transaction. Nothing is broadcast.",
     )
-    sign_message: SignedMessageType = strawberry.mutation(
+    sign_message: SignedMessageType = mutation(
         resolver=wallets.sign_message, description="EIP-191 personal_sign of text or bytes."
     )
-    sign_typed_data: SignedMessageType = strawberry.mutation(
+    sign_typed_data: SignedMessageType = mutation(
         resolver=wallets.sign_typed_data, description="EIP-712 signature of typed data."
     )
-    submit_transaction: TransactionType = strawberry.mutation(
+    submit_transaction: TransactionType = mutation(
         resolver=tx_resolvers.submit_transaction,
         description="Sign and queue a transaction; the worker broadcasts it and follows it.",
     )
-    transfer_token: TransactionType = strawberry.mutation(
+    transfer_token: TransactionType = mutation(
         resolver=tx_resolvers.transfer_token,
         description="Send ERC-20 tokens: an ERC-20 transfer(to, amount) call to the token, "
         "through the same pipeline as submitTransaction.",
     )
-    speed_up_transaction: TransactionType = strawberry.mutation(
+    speed_up_transaction: TransactionType = mutation(
         resolver=tx_resolvers.speed_up_transaction,
         description="Broadcast the next pre-signed fee bump now.",
     )
-    cancel_transaction: TransactionType = strawberry.mutation(
+    cancel_transaction: TransactionType = mutation(
         resolver=tx_resolvers.cancel_transaction,
         description="Broadcast the pre-signed cancel; CANCELLED once the cancel is mined.",
     )
-    change_password: UserType = strawberry.mutation(
+    change_password: UserType = mutation(
         resolver=wallets.change_password,
         description="Re-encrypt the wallet key under a new password; the address stays.",
     )
-    export_wallet: JSON = strawberry.mutation(
+    export_wallet: JSON = mutation(
         resolver=wallets.export_wallet,
         description="A Web3 Secret Storage v3 keystore (MetaMask, geth, ethers can import it), "
         "encrypted with the same password. Needs a token issued in the last few minutes.",

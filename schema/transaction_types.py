@@ -9,15 +9,14 @@ from typing import Any
 
 import strawberry
 
-from db.models import Transaction, TransactionAttempt, TransactionEvent
 from schema.context import Info
 from schema.enums import AttemptKind, TransactionErrorCode, TxType
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.domain import TransactionStatus
-from services.errors import ChainUnavailable
 from services.hub import EventView
+from services.records import Transaction, TransactionAttempt, TransactionEvent
 from services.token_transfers import decode_transfer, token_metadata
-from services.transactions import sent_attempts
+from services.transactions import encode_cursor, sent_attempts
 
 # The domain enum is the GraphQL enum: one list of statuses.
 strawberry.enum(TransactionStatus, name="TransactionStatus")
@@ -25,10 +24,8 @@ strawberry.enum(TransactionStatus, name="TransactionStatus")
 
 async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
     ctx = info.context
-    async with ctx.read() as uow:
-        tx = await ctx.services.transactions.get(
-            uow, await ctx.principal(), str(root.transaction_id)
-        )
+    principal = await ctx.principal()
+    tx = await ctx.services.transactions.get(ctx.uow, principal, str(root.transaction_id))
     return TransactionType.from_model(tx)
 
 
@@ -175,11 +172,8 @@ async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferTyp
 async def _confirmations(root: TransactionType, info: Info) -> int | None:
     if root._model.block_number is None:
         return 0
-    try:
-        latest = await info.context.services.chains.get(root._model.chain_id).block_number()
-    except ChainUnavailable:
-        return None
-    return max(0, latest - int(root._model.block_number) + 1)
+    latest = await info.context.loaders.block_numbers.load(root._model.chain_id)
+    return None if latest is None else max(0, latest - int(root._model.block_number) + 1)
 
 
 async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
@@ -278,8 +272,7 @@ class TransactionType:
         ctx = info.context
 
         async def load() -> list[TransactionAttempt]:
-            async with ctx.read() as uow:
-                return await ctx.services.transactions.attempts(uow, self._model.id)
+            return await ctx.loaders.attempts.load(self._model.id)
 
         found: list[TransactionAttempt] = await self._load("attempts", load)
         return found
@@ -291,8 +284,7 @@ class TransactionType:
         ctx = info.context
 
         async def load() -> list[TransactionEvent]:
-            async with ctx.read() as uow:
-                return await ctx.services.transactions.events(uow, self._model.id)
+            return await ctx.loaders.events.load(self._model.id)
 
         found: list[TransactionEvent] = await self._load("events", load)
         return found
@@ -348,6 +340,15 @@ class PageInfo:
 class TransactionConnection:
     edges: list[TransactionEdge]
     page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, rows: list[Transaction], has_next: bool) -> TransactionConnection:
+        edges = [
+            TransactionEdge(cursor=encode_cursor(t), node=TransactionType.from_model(t))
+            for t in rows
+        ]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=end))
 
 
 @strawberry.input(name="SubmitTransactionInput")

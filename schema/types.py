@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from db.repositories import UserProfile
 from schema.scalars import Address
+from services.records import UserProfile
 
 
 @strawberry.type(name="Wallet")

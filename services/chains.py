@@ -29,6 +29,10 @@ _RECEIPT_INTS = (
     "blockNumber", "gasUsed", "effectiveGasPrice", "status", "cumulativeGasUsed",
     "transactionIndex", "type",
 )  # fmt: skip
+# Calls in flight per chain. Submits make their chain calls outside any lock, so a burst of
+# them would otherwise open one connection each and time out at the node together; the wait
+# for a slot does not count against the call's timeout.
+MAX_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class Chain:
         self._timeout = timeout
         self._transport: Transport | None = None
         self._verified = False
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     @property
     def chain_id(self) -> int:
@@ -141,6 +146,10 @@ class Chain:
     async def _request(self, method: str, *params: Any) -> Any:
         """One RPC call; transport failures and timeouts become CHAIN_UNAVAILABLE, a node's
         error answer raises RpcError."""
+        async with self._slots:
+            return await self._request_now(method, *params)
+
+    async def _request_now(self, method: str, *params: Any) -> Any:
         if self._transport is None:
             self._transport = _connect(self.config, self._timeout)
         transport = self._transport

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from db.unit_of_work import UnitsOfWork
 from services.auth import TokenVerifier
 from services.chains import Chains
 from services.faucet import Faucet
@@ -18,8 +17,7 @@ from services.wallets import WalletService
 
 @dataclass
 class Services:
-    session_factory: async_sessionmaker[AsyncSession]
-    read_session_factory: async_sessionmaker[AsyncSession]
+    units: UnitsOfWork  # for the edges (the GraphQL context); services receive a unit
     verifier: TokenVerifier
     vault: KeyVault
     users: UserService

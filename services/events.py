@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
-from db.engine import UnitOfWork
 from db.models import Transaction, TransactionEvent, User
+from db.unit_of_work import UnitOfWork
 from services import metrics
 from services.domain import TransactionStatus
 

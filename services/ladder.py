@@ -58,9 +58,3 @@ def build_ladder(tx: dict[str, Any], key: bytes, sender: str, rungs: int) -> lis
             signed = sign_transaction(fields, key, sender)
             ladder.append(Rung(kind, index, signed.raw, signed.hash, fields))
     return ladder
-
-
-def max_cost(fields: dict[str, Any]) -> int:
-    """The most this transaction can cost: value + gas * the highest gas price it allows."""
-    price = fields.get("maxFeePerGas", fields.get("gasPrice", 0))
-    return int(fields["value"]) + int(fields["gas"]) * int(price)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from db.engine import unit_of_work
-from db.models import TransactionEvent, User
+from db.models import TransactionEvent
+from db.repositories import UserRepository
+from db.transactions_repo import TransactionRepository
+from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.errors import NotFound, RateLimited
 from services.hub import CATCH_UP, CatchUp, EventHub, EventView, Subscriber
 from services.transactions import TransactionService
+from services.users import user_id_of
 
 PAGE = 500
 
@@ -37,32 +37,23 @@ def _final(event: EventView) -> bool:
 
 
 class LiveService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        hub: EventHub,
-        transactions: TransactionService,
-    ) -> None:
-        self._sessions = sessions
+    """Event streams. Each read (the backlog, a catch-up) is its own short read session of
+    the subscription's read-only unit of work: nothing is held while a stream waits."""
+
+    def __init__(self, hub: EventHub, transactions: TransactionService) -> None:
         self._hub = hub
         self._transactions = transactions
 
-    async def _read(self, *where: object, order: object) -> list[EventView]:
-        async with unit_of_work(self._sessions) as uow:
-            stmt = select(TransactionEvent).where(*where).order_by(order).limit(PAGE)  # type: ignore[arg-type]
-            return [_view(e) for e in await uow.session.scalars(stmt)]
-
     async def transaction_events(
-        self, principal: Principal, tx_id: str, after_seq: int | None
+        self, uow: UnitOfWork, principal: Principal, tx_id: str, after_seq: int | None
     ) -> AsyncIterator[EventView]:
         """The current state (or every event after ``after_seq``), then each new event;
         ends after a final status."""
-        async with unit_of_work(self._sessions) as uow:
-            tx = await self._transactions.get(uow, principal, tx_id)
+        tx = await self._transactions.get(uow, principal, tx_id)
         subscriber = self._hub.subscribe(transaction_id=tx.id)  # before reading: miss nothing
         try:
             last = after_seq or 0
-            backlog = await self._events_after(tx.id, last)
+            backlog = await self._events_after(uow, tx.id, last)
             if after_seq is None and backlog:
                 backlog = backlog[-1:]  # the current state
             for event in backlog:
@@ -74,7 +65,7 @@ class LiveService:
                 item = await subscriber.next()
                 _check_overflow(subscriber, last)
                 if isinstance(item, CatchUp) or item.seq > last + 1:
-                    missed = await self._events_after(tx.id, last)
+                    missed = await self._events_after(uow, tx.id, last)
                 elif item.seq == last + 1:
                     missed = [item]
                 else:
@@ -87,27 +78,24 @@ class LiveService:
         finally:
             subscriber.close()
 
-    async def _events_after(self, tx_id: uuid.UUID, seq: int) -> list[EventView]:
-        return await self._read(
-            TransactionEvent.transaction_id == tx_id,
-            TransactionEvent.seq > seq,
-            order=TransactionEvent.seq,
-        )
+    async def _events_after(self, uow: UnitOfWork, tx_id: uuid.UUID, seq: int) -> list[EventView]:
+        async with uow.read() as session:
+            events = await TransactionRepository.from_session(session).events(tx_id, seq, PAGE)
+        return [_view(e) for e in events]
 
     async def user_events(
-        self, principal: Principal, after_seq: int | None
+        self, uow: UnitOfWork, principal: Principal, after_seq: int | None
     ) -> AsyncIterator[EventView]:
         """Every event of every transaction of the caller, in commit order (``userSeq``):
         those after ``after_seq`` first, then each new one. Without ``after_seq``, new ones."""
-        async with unit_of_work(self._sessions) as uow:
-            user_id = await uow.session.scalar(select(User.id).where(User.sub == principal.sub))
+        async with uow.read() as session:
+            user_id = await user_id_of(session, principal)
         if user_id is None:
             raise NotFound("no user yet: run createUser first")
         subscriber = self._hub.subscribe(user_id=user_id)  # before reading: miss nothing
         try:
-            async with unit_of_work(self._sessions) as uow:
-                current = await uow.session.scalar(select(User.event_seq).where(User.id == user_id))
-            current = current or 0
+            async with uow.read() as session:
+                current = await UserRepository.from_session(session).event_seq(user_id)
             last = current if after_seq is None else after_seq
             pending: list[EventView | CatchUp] = [] if after_seq is None else [CATCH_UP]
             while True:
@@ -117,7 +105,7 @@ class LiveService:
                     item = await subscriber.next()
                 _check_overflow(subscriber, last)
                 if isinstance(item, CatchUp) or item.user_seq > last + 1:
-                    while batch := await self._user_events_after(user_id, last):
+                    while batch := await self._user_events_after(uow, user_id, last):
                         for event in batch:
                             yield event
                             last = event.user_seq
@@ -127,9 +115,11 @@ class LiveService:
         finally:
             subscriber.close()
 
-    async def _user_events_after(self, user_id: uuid.UUID, seq: int) -> list[EventView]:
-        return await self._read(
-            TransactionEvent.user_id == user_id,
-            TransactionEvent.user_seq > seq,
-            order=TransactionEvent.user_seq,
-        )
+    async def _user_events_after(
+        self, uow: UnitOfWork, user_id: uuid.UUID, seq: int
+    ) -> list[EventView]:
+        async with uow.read() as session:
+            events = await TransactionRepository.from_session(session).user_events(
+                user_id, seq, PAGE
+            )
+        return [_view(e) for e in events]

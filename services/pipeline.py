@@ -7,106 +7,78 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from db.engine import UnitOfWork, unit_of_work
 from db.models import Transaction, TransactionAttempt
 from db.transactions_repo import TransactionRepository
+from db.unit_of_work import UnitOfWork
 from services import metrics
-from services.chains import Chain, Chains, NodeRejected
+from services.broadcast import Outcome, Step, broadcast
+from services.chains import Chains
 from services.domain import AttemptKind, CancelReason, TransactionStatus
-from services.errors import BadUserInput, ChainUnavailable
+from services.errors import BadUserInput
 from services.events import record_event
 
 log = logging.getLogger(__name__)
 S = TransactionStatus
 SEND, CANCEL = AttemptKind.SEND, AttemptKind.CANCEL
 
-_ALREADY_SENT = ("already known", "known transaction", "already imported", "already in pool")
 # A message arriving this much before the transaction's next look is a duplicate.
 _EARLY = timedelta(seconds=1)
-_NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
-
-
-class Outcome(Enum):
-    SENT = "SENT"  # accepted now, or the node already had these exact bytes
-    NONCE_USED = "NONCE_USED"  # something with this nonce is already mined
-    REJECTED = "REJECTED"
-
-
-@dataclass
-class Step:
-    uow: UnitOfWork
-    tx: Transaction
-    chain: Chain
-    attempts: dict[tuple[AttemptKind, int], TransactionAttempt]
-    now: datetime
-
-    def attempt(self, kind: AttemptKind, rung: int) -> TransactionAttempt | None:
-        return self.attempts.get((kind, rung))
 
 
 class TransactionProcessor:
+    """Advances transactions inside the caller's unit of work (one per queue message, opened
+    by ``worker/``). The row lock taken here is the worker's claim on the transaction: it is
+    held through the chain calls on purpose, and SKIP LOCKED means nobody waits on it."""
+
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
         chains: Chains,
         *,
         check_interval: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._sessions = sessions
         self._chains = chains
         self._interval = check_interval
         self._clock = clock
 
-    async def process(self, tx_id: uuid.UUID) -> float | None:
-        """Advance one transaction; seconds until it needs another look, or None when done."""
-        try:
-            async with unit_of_work(self._sessions) as uow:
-                repo = TransactionRepository.from_session(uow.session)
-                tx = await repo.lock(tx_id, skip_locked=True)
-                if tx is None or not tx.tracking:
-                    # Gone, finished, or held by another worker, which schedules the next look.
-                    return None
-                now = self._clock()
-                if tx.next_check_at is not None and tx.next_check_at > now + _EARLY:
-                    # A duplicate: another message already owns the next, later look.
-                    return None
-                if tx.next_check_at is not None:
-                    metrics.WORKER_LAG.observe(max(0.0, (now - tx.next_check_at).total_seconds()))
-                step = Step(
-                    uow,
-                    tx,
-                    self._chains.get(tx.chain_id),
-                    await repo.attempts(tx.id),
-                    self._clock(),
-                )
-                delay = await self._advance(step)
-                tx.tracking = delay is not None
-                tx.next_check_at = (
-                    step.now + timedelta(seconds=delay) if delay is not None else None
-                )
-                return delay
-        except ChainUnavailable:
-            log.warning("chain unavailable while processing %s; retrying later", tx_id)
-            return self._interval * 2
+    @property
+    def unavailable_delay(self) -> float:
+        """When to look again after the chain did not answer."""
+        return self._interval * 2
 
-    async def dead_letter(self, tx_id: uuid.UUID, reason: str) -> None:
+    async def process(self, uow: UnitOfWork, tx_id: uuid.UUID) -> float | None:
+        """Advance one transaction; seconds until it needs another look, or None when done.
+        Raises ChainUnavailable (the caller rolls back and retries after
+        ``unavailable_delay``)."""
+        repo = TransactionRepository.from_session(uow.session)
+        tx = await repo.lock(tx_id, skip_locked=True)
+        if tx is None or not tx.tracking:
+            # Gone, finished, or held by another worker, which schedules the next look.
+            return None
+        now = self._clock()
+        if tx.next_check_at is not None and tx.next_check_at > now + _EARLY:
+            # A duplicate: another message already owns the next, later look.
+            return None
+        if tx.next_check_at is not None:
+            metrics.WORKER_LAG.observe(max(0.0, (now - tx.next_check_at).total_seconds()))
+        step = await self._step(uow, tx)
+        delay = await self._advance(step)
+        tx.tracking = delay is not None
+        tx.next_check_at = step.now + timedelta(seconds=delay) if delay is not None else None
+        return delay
+
+    async def dead_letter(self, uow: UnitOfWork, tx_id: uuid.UUID, reason: str) -> None:
         """A message for this transaction failed too often: fail it, stop tracking it."""
-        async with unit_of_work(self._sessions) as uow:
-            tx = await TransactionRepository.from_session(uow.session).lock(tx_id)
-            if tx is None:
-                return
-            if not tx.status.is_final:
-                tx.error_code, tx.error_message = "DEAD_LETTER", reason
-                await record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
-            tx.tracking = False
+        tx = await TransactionRepository.from_session(uow.session).lock(tx_id)
+        if tx is None:
+            return
+        if not tx.status.is_final:
+            tx.error_code, tx.error_message = "DEAD_LETTER", reason
+            await record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
+        tx.tracking = False
 
     async def _step(self, uow: UnitOfWork, tx: Transaction) -> Step:
         attempts = await TransactionRepository.from_session(uow.session).attempts(tx.id)
@@ -123,7 +95,7 @@ class TransactionProcessor:
             )
         if next_rung is None:
             raise BadUserInput("the fee ladder has no higher rung", field="id")
-        outcome, message = await self._broadcast(step, next_rung)
+        outcome, message = await broadcast(step, next_rung)
         if outcome is not Outcome.SENT:
             raise BadUserInput(f"the node refused the faster transaction: {message}", field="id")
         tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
@@ -154,24 +126,6 @@ class TransactionProcessor:
             return await self._fill_nonce(step)
         return None
 
-    async def _broadcast(self, step: Step, attempt: TransactionAttempt) -> tuple[Outcome, str]:
-        try:
-            await step.chain.send_raw_transaction(attempt.raw)
-        except NodeRejected as exc:
-            message = str(exc)
-            lowered = message.lower()
-            if any(text in lowered for text in _ALREADY_SENT):
-                outcome = Outcome.SENT
-            elif any(text in lowered for text in _NONCE_USED):
-                return Outcome.NONCE_USED, message
-            else:
-                return Outcome.REJECTED, message
-        else:
-            outcome = Outcome.SENT
-        if attempt.sent_at is None:
-            attempt.sent_at = step.now  # every hash we send is recorded
-        return outcome, ""
-
     async def _start(self, step: Step) -> float | None:
         tx = step.tx
         blockers = await TransactionRepository.from_session(step.uow.session).earlier_open_nonces(
@@ -187,7 +141,7 @@ class TransactionProcessor:
             )  # the in-process EVM refuses future nonces; JSON-RPC nodes queue them
         original = step.attempt(SEND, tx.current_rung)
         assert original is not None
-        outcome, message = await self._broadcast(step, original)
+        outcome, message = await broadcast(step, original)
         if outcome is Outcome.REJECTED:
             tx.error_code, tx.error_message = "REJECTED", message
             tx.cancel_reason = CancelReason.REJECTED
@@ -248,7 +202,7 @@ class TransactionProcessor:
         if tx.cancel_rung is None and step.now >= tx.deadline_at:
             outcome = await self._send_cancel(step, CancelReason.DEADLINE)
         elif tx.cancel_rung is None and bump_due and next_rung is not None:
-            outcome, message = await self._broadcast(step, next_rung)
+            outcome, message = await broadcast(step, next_rung)
             if outcome is Outcome.SENT:
                 tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
                 await record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
@@ -256,7 +210,7 @@ class TransactionProcessor:
                 log.warning("fee bump of %s refused: %s", tx.id, message)
         else:
             # The node may have dropped it: send the latest bytes again.
-            outcome, _ = await self._broadcast(step, self._latest_sent(step))
+            outcome, _ = await broadcast(step, self._latest_sent(step))
         if outcome is Outcome.NONCE_USED:
             return await self._nonce_used(step)
         return self._interval
@@ -275,7 +229,7 @@ class TransactionProcessor:
         tx = step.tx
         cancel = step.attempt(CANCEL, tx.current_rung)
         assert cancel is not None
-        outcome, message = await self._broadcast(step, cancel)
+        outcome, message = await broadcast(step, cancel)
         if outcome is not Outcome.SENT:
             if outcome is Outcome.REJECTED:
                 log.warning("cancel of %s refused: %s", tx.id, message)
@@ -293,7 +247,7 @@ class TransactionProcessor:
         if tx.cancel_rung is None:
             cancel = step.attempt(CANCEL, 0)
             assert cancel is not None
-            outcome, message = await self._broadcast(step, cancel)
+            outcome, message = await broadcast(step, cancel)
             if outcome is Outcome.REJECTED:
                 log.info("cannot fill nonce %s of %s yet: %s", tx.nonce, tx.from_address, message)
                 return self._interval

@@ -4,30 +4,37 @@ the broadcasting; this service stores a fully pre-signed transaction and enqueue
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.engine import UnitOfWork
 from db.models import Transaction, TransactionAttempt, TransactionEvent
 from db.transactions_repo import TransactionRepository
+from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.chains import Chain, Chains
 from services.domain import TransactionStatus
-from services.errors import BadUserInput, IdempotencyConflict, InsufficientFunds, NotFound
+from services.errors import (
+    BadUserInput,
+    ChainUnavailable,
+    IdempotencyConflict,
+    NotFound,
+)
 from services.events import record_event
-from services.ladder import build_ladder, max_cost
+from services.ladder import Rung, build_ladder
 from services.nonces import lock_next_nonce
 from services.pipeline import TransactionProcessor
 from services.queues import Queue
 from services.token_transfers import encode_transfer
-from services.transactions_build import MIN_GAS, FeeCaps, TxRequest, fee_caps, fill_transaction
-from services.wallets import WalletService
+from services.transactions_build import MIN_GAS, FeeCaps, TxRequest, fee_caps, fill_affordable
+from services.users import user_id_of
+from services.validation import check_text
+from services.wallets import Unlocked, WalletService
 
 MAX_PAGE = 100
 
@@ -42,29 +49,6 @@ class FeeEstimate:
     def max_cost(self) -> int:
         """The most the gas can cost at these caps (value not included)."""
         return self.gas * self.caps.price_cap
-
-
-@dataclass(frozen=True)
-class SubmitRequest:
-    to: str | None  # None deploys a contract: ``data`` is its init code
-    chain_id: int | None = None
-    value: int = 0
-    data: bytes = b""
-    gas: int | None = None
-    max_fee_per_gas: int | None = None
-    max_priority_fee_per_gas: int | None = None
-    idempotency_key: str | None = None
-
-    def fingerprint(self, chain_id: int) -> str:
-        """What makes two submits "the same input" for idempotency (never the password)."""
-        fields = {
-            **asdict(self),
-            "chain_id": chain_id,
-            "data": self.data.hex(),
-            "to": self.to.lower() if self.to else None,
-        }
-        fields.pop("idempotency_key")
-        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -117,49 +101,63 @@ class TransactionService:
         self._clock = clock
 
     async def submit(
-        self, uow: UnitOfWork, principal: Principal, req: SubmitRequest, password: str
+        self, uow: UnitOfWork, principal: Principal, req: TxRequest, password: str
     ) -> Transaction:
-        """Sign the transaction and its fee ladder, store it QUEUED, enqueue it after commit."""
+        """Sign the transaction and its fee ladder, store it QUEUED, enqueue it after commit.
+
+        The KDF, the chain calls and the signing happen first, with no connection held; under
+        the wallet's nonce lock, only the nonce is reserved (re-signing if the chain's count
+        was behind ours) and the rows are stored."""
+        if req.idempotency_key is not None and not 1 <= len(req.idempotency_key) <= 255:
+            raise BadUserInput(
+                "idempotencyKey must have 1 to 255 characters", field="idempotencyKey"
+            )
+        if req.idempotency_key is not None:
+            check_text(req.idempotency_key, field="idempotencyKey")
         chain = self._chains.get(req.chain_id)
         fingerprint = req.fingerprint(chain.chain_id)
-        # Unlock first: no database connection is held while the KDF runs.
         unlocked = await self._wallets.unlock(uow, principal, password)
-        wallet = unlocked.wallet
-        nonce_row = await lock_next_nonce(uow.session, wallet, chain)
+        if req.idempotency_key:  # a retry: answer it before any chain call
+            async with uow.read() as session:
+                found = await self._idempotent(session, principal, req.idempotency_key, fingerprint)
+            if found:
+                return found
+        address = unlocked.wallet.address
+        chain_next = await chain.pending_nonce(address)
+        fields = await fill_affordable(
+            chain, address, TxRequest(**{**asdict(req), "nonce": chain_next})
+        )
+        ladder = build_ladder(fields, unlocked.key, address, self._rungs)
+
+        nonce_row = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
         # The lock serialises this wallet's submits: a concurrent twin may have committed.
         if req.idempotency_key and (
-            existing := await self._idempotent(uow, principal, req.idempotency_key, fingerprint)
+            existing := await self._idempotent(
+                uow.session, principal, req.idempotency_key, fingerprint
+            )
         ):
             return existing
-        nonce = nonce_row.next_nonce
-        tx_request = TxRequest(
-            to=req.to, chain_id=chain.chain_id, value=req.value, data=req.data, gas=req.gas,
-            nonce=nonce, max_fee_per_gas=req.max_fee_per_gas,
-            max_priority_fee_per_gas=req.max_priority_fee_per_gas,
-        )  # fmt: skip
-        try:
-            fields = await fill_transaction(chain, wallet.address, tx_request)
-        except InsufficientFunds:
-            needed = await self._needed_without_funds(chain, wallet.address, tx_request)
-            raise InsufficientFunds(
-                "the wallet cannot pay value + gas", needed=str(needed), field="value"
-            ) from None
-        balance, _ = await chain.balance(wallet.address)
-        if balance < (needed := max_cost(fields)):
-            raise InsufficientFunds(
-                f"the wallet holds {balance} wei and needs {needed} wei (value + max gas cost)",
-                needed=str(needed), available=str(balance),
-            )  # fmt: skip
-        ladder = build_ladder(fields, unlocked.key, wallet.address, self._rungs)
-        now = self._clock()
-        original = ladder[0]
+        if nonce_row.next_nonce != chain_next:  # our own submits are ahead of the chain's count
+            fields = {**fields, "nonce": nonce_row.next_nonce}
+            ladder = build_ladder(fields, unlocked.key, address, self._rungs)
+        tx = await self._store(uow, principal, req, fingerprint, chain, unlocked, fields, ladder)
+        nonce_row.next_nonce = tx.nonce + 1
+        await uow.session.flush()
+        return tx
+
+    async def _store(
+        self, uow: UnitOfWork, principal: Principal, req: TxRequest, fingerprint: str,
+        chain: Chain, unlocked: Unlocked, fields: dict[str, Any], ladder: list[Rung],
+    ) -> Transaction:  # fmt: skip
+        wallet, now = unlocked.wallet, self._clock()
         tx = Transaction(
             id=uuid.uuid4(), user_id=wallet.user_id, wallet_id=wallet.id, chain_id=chain.chain_id,
             status=TransactionStatus.QUEUED, from_address=wallet.address, to_address=req.to,
-            value=req.value, data=req.data, nonce=nonce, tx_type=int(fields.get("type", 0)),
-            gas_limit=fields["gas"], max_fee_per_gas=fields.get("maxFeePerGas"),
+            value=req.value, data=req.data, nonce=int(fields["nonce"]),
+            tx_type=int(fields.get("type", 0)), gas_limit=fields["gas"],
+            max_fee_per_gas=fields.get("maxFeePerGas"),
             max_priority_fee_per_gas=fields.get("maxPriorityFeePerGas"),
-            gas_price=fields.get("gasPrice"), hash=original.hash, current_rung=0,
+            gas_price=fields.get("gasPrice"), hash=ladder[0].hash, current_rung=0,
             idempotency_key=req.idempotency_key, request_hash=fingerprint,
             deadline_at=now + timedelta(seconds=chain.config.deadline_seconds),
             next_check_at=now, last_seq=0,
@@ -170,7 +168,7 @@ class TransactionService:
                 await uow.session.flush()
         except IntegrityError:
             existing = await self._idempotent(
-                uow, principal, req.idempotency_key or "", fingerprint
+                uow.session, principal, req.idempotency_key or "", fingerprint
             )
             if existing is None:
                 raise
@@ -185,8 +183,6 @@ class TransactionService:
                 )
             )  # fmt: skip
         await record_event(uow, tx, TransactionStatus.QUEUED)
-        nonce_row.next_nonce = nonce + 1
-        await uow.session.flush()
         enqueue_after_commit(uow, self._queue, tx)
         return tx
 
@@ -194,7 +190,7 @@ class TransactionService:
         self, uow: UnitOfWork, principal: Principal, req: TokenTransferRequest, password: str
     ) -> Transaction:
         """An ERC-20 ``transfer(to, amount)`` of ``token``, through the same pipeline."""
-        submit = SubmitRequest(
+        submit = TxRequest(
             to=req.token, chain_id=req.chain_id, data=encode_transfer(req.to, req.amount),
             idempotency_key=req.idempotency_key,
         )  # fmt: skip
@@ -209,12 +205,12 @@ class TransactionService:
         return FeeEstimate(chain.chain_id, gas, caps)
 
     async def _idempotent(
-        self, uow: UnitOfWork, principal: Principal, key: str, fingerprint: str
+        self, session: AsyncSession, principal: Principal, key: str, fingerprint: str
     ) -> Transaction | None:
-        users_tx = await self._user_id(uow, principal)
+        users_tx = await user_id_of(session, principal)
         if users_tx is None:
             return None
-        existing = await TransactionRepository.from_session(uow.session).by_idempotency_key(
+        existing = await TransactionRepository.from_session(session).by_idempotency_key(
             users_tx, key
         )
         if existing is None:
@@ -225,36 +221,31 @@ class TransactionService:
             )
         return existing
 
-    async def _user_id(self, uow: UnitOfWork, principal: Principal) -> uuid.UUID | None:
-        from db.repositories import UserRepository
-
-        profile = await UserRepository.from_session(uow.session).profile_by_sub(principal.sub)
-        return profile.id if profile else None
-
-    async def _needed_without_funds(self, chain: Chain, sender: str, req: TxRequest) -> int:
-        """What the transaction would need: gas is estimated as if sending no value."""
-        try:
-            fields = await fill_transaction(chain, sender, TxRequest(**{**asdict(req), "value": 0}))
-        except Exception:
-            return req.value
-        return req.value + max_cost({**fields, "value": 0})
-
     async def get(
         self, uow: UnitOfWork, principal: Principal, tx_id: str, *, lock: bool = False
     ) -> Transaction:
-        """One of the caller's transactions (row-locked if asked); anyone else's is NOT_FOUND."""
-        user_id = await self._user_id(uow, principal)
-        tx = None
-        if user_id is not None:
-            repo = TransactionRepository.from_session(uow.session)
-            parsed = _parse_id(tx_id)
-            if lock:
-                tx = await repo.lock(parsed, user_id=user_id)
-            else:
-                tx = await repo.get(parsed, user_id=user_id)
+        """One of the caller's transactions (row-locked in the unit's transaction if asked);
+        anyone else's is NOT_FOUND."""
+        parsed = _parse_id(tx_id)
+        if lock:
+            tx = await self._get(uow.session, principal, parsed, lock=True)
+        else:
+            async with uow.read() as session:
+                tx = await self._get(session, principal, parsed, lock=False)
         if tx is None:
             raise NotFound("no such transaction")
         return tx
+
+    async def _get(
+        self, session: AsyncSession, principal: Principal, tx_id: uuid.UUID, *, lock: bool
+    ) -> Transaction | None:
+        user_id = await user_id_of(session, principal)
+        if user_id is None:
+            return None
+        repo = TransactionRepository.from_session(session)
+        if lock:
+            return await repo.lock(tx_id, user_id=user_id)
+        return await repo.get(tx_id, user_id=user_id)
 
     async def page(
         self,
@@ -268,15 +259,14 @@ class TransactionService:
         """Newest first; returns (rows, has_next_page)."""
         if not 1 <= first <= MAX_PAGE:
             raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
-        user_id = await self._user_id(uow, principal)
-        if user_id is None:
-            return [], False
-        rows = await TransactionRepository.from_session(uow.session).page(
-            user_id,
-            first=first + 1,
-            after=decode_cursor(after) if after else None,
-            status=status,
-        )
+        cursor = decode_cursor(after) if after else None
+        async with uow.read() as session:
+            user_id = await user_id_of(session, principal)
+            if user_id is None:
+                return [], False
+            rows = await TransactionRepository.from_session(session).page(
+                user_id, first=first + 1, after=cursor, status=status
+            )
         return rows[:first], len(rows) > first
 
     async def speed_up(self, uow: UnitOfWork, principal: Principal, tx_id: str) -> Transaction:
@@ -292,16 +282,44 @@ class TransactionService:
         enqueue_after_commit(uow, self._queue, tx)
         return tx
 
-    async def events(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[TransactionEvent]:
-        return await TransactionRepository.from_session(uow.session).events(tx_id)
+    async def events_of(
+        self, uow: UnitOfWork, tx_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, list[TransactionEvent]]:
+        """Every event of each transaction, oldest first: one query for all of them."""
+        return await _rows_of(uow, tx_ids, TransactionRepository.events_of)
 
-    async def attempts_hashes(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[str]:
-        return [a.hash for a in sent_attempts(await self.attempts(uow, tx_id))]
+    async def attempts_of(
+        self, uow: UnitOfWork, tx_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, list[TransactionAttempt]]:
+        """Every pre-signed variant of each transaction, sent or not: one query for all."""
+        return await _rows_of(uow, tx_ids, TransactionRepository.attempts_of)
 
-    async def attempts(self, uow: UnitOfWork, tx_id: uuid.UUID) -> list[TransactionAttempt]:
-        """Every pre-signed variant of a transaction, sent or not."""
-        found = await TransactionRepository.from_session(uow.session).attempts(tx_id)
-        return list(found.values())
+    async def block_numbers(self, chain_ids: list[int]) -> dict[int, int | None]:
+        """The latest block of each chain (None where the chain does not answer)."""
+        latest: dict[int, int | None] = {}
+        for chain_id in set(chain_ids):
+            try:
+                latest[chain_id] = await self._chains.get(chain_id).block_number()
+            except ChainUnavailable:
+                latest[chain_id] = None
+        return latest
+
+
+R = TypeVar("R", TransactionAttempt, TransactionEvent)
+
+
+async def _rows_of(
+    uow: UnitOfWork,
+    tx_ids: list[uuid.UUID],
+    query: Callable[[TransactionRepository, list[uuid.UUID]], Awaitable[list[R]]],
+) -> dict[uuid.UUID, list[R]]:
+    """Rows of several transactions in one read, by transaction (each key present)."""
+    async with uow.read() as session:
+        rows = await query(TransactionRepository.from_session(session), tx_ids)
+    found: dict[uuid.UUID, list[R]] = {tx_id: [] for tx_id in tx_ids}
+    for row in rows:
+        found[row.transaction_id].append(row)
+    return found
 
 
 def sent_attempts(attempts: list[TransactionAttempt]) -> list[TransactionAttempt]:

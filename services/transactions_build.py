@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from services.chains import BlockInfo, Chain
-from services.errors import BadUserInput
+from services.errors import BadUserInput, InsufficientFunds
 
 MIN_GAS = 21_000
 
 
 @dataclass(frozen=True)
 class TxRequest:
-    """What a client asks for; every field may be left to the chain. No ``to`` deploys a
-    contract whose init code is ``data``."""
+    """What a client asks for, to sign or to submit; every field may be left to the chain.
+    No ``to`` deploys a contract whose init code is ``data``. A submit leaves ``nonce``,
+    ``gas_price`` and ``tx_type`` to the service."""
 
     to: str | None
     chain_id: int | None = None
@@ -26,6 +29,20 @@ class TxRequest:
     max_priority_fee_per_gas: int | None = None
     gas_price: int | None = None
     tx_type: int | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self, chain_id: int) -> str:
+        """What makes two submits "the same input" for idempotency (never the password)."""
+        fields = {
+            "to": self.to.lower() if self.to else None,
+            "chain_id": chain_id,
+            "value": self.value,
+            "data": self.data.hex(),
+            "gas": self.gas,
+            "max_fee_per_gas": self.max_fee_per_gas,
+            "max_priority_fee_per_gas": self.max_priority_fee_per_gas,
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,40 @@ async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[st
         raise BadUserInput(f"gas {gas} is above the block gas limit {block.gas_limit}", field="gas")
     tx["gas"] = gas
     return tx
+
+
+async def fill_affordable(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
+    """``fill_transaction``, and INSUFFICIENT_FUNDS (with what it needs) unless the wallet
+    can pay value + the highest gas cost the transaction allows."""
+    try:
+        fields = await fill_transaction(chain, sender, req)
+    except InsufficientFunds:
+        needed = await _needed_without_funds(chain, sender, req)
+        raise InsufficientFunds(
+            "the wallet cannot pay value + gas", needed=str(needed), field="value"
+        ) from None
+    balance, _ = await chain.balance(sender)
+    if balance < (needed := max_cost(fields)):
+        raise InsufficientFunds(
+            f"the wallet holds {balance} wei and needs {needed} wei (value + max gas cost)",
+            needed=str(needed), available=str(balance),
+        )  # fmt: skip
+    return fields
+
+
+async def _needed_without_funds(chain: Chain, sender: str, req: TxRequest) -> int:
+    """What the transaction would need: gas is estimated as if sending no value."""
+    try:
+        fields = await fill_transaction(chain, sender, TxRequest(**{**asdict(req), "value": 0}))
+    except Exception:
+        return req.value
+    return req.value + max_cost({**fields, "value": 0})
+
+
+def max_cost(fields: dict[str, Any]) -> int:
+    """The most this transaction can cost: value + gas * the highest gas price it allows."""
+    price = fields.get("maxFeePerGas", fields.get("gasPrice", 0))
+    return int(fields["value"]) + int(fields["gas"]) * int(price)
 
 
 def sign_transaction(tx: dict[str, Any], key: bytes, sender: str) -> SignedTx:

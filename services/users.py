@@ -9,13 +9,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.engine import UnitOfWork
-from db.models import User, Wallet
+from db.models import User
 from db.repositories import UserProfile, UserRepository, WalletRepository
+from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.errors import BadUserInput, UserExists, WeakPassword
 from services.keys import KeyVault
+from services.sealing import new_wallet
 from services.validation import check_text, parse_address
 
 MIN_PASSWORD = 8
@@ -34,6 +36,11 @@ def check_password_strength(password: str, field: str = "password") -> None:
 WalletCreated = Callable[[str], Awaitable[None]]
 
 
+async def user_id_of(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
+    """The caller's user id, or None before createUser: the one principal → user lookup."""
+    return await UserRepository.from_session(session).id_by_sub(principal.sub)
+
+
 class UserService:
     def __init__(self, vault: KeyVault, on_wallet_created: WalletCreated | None = None) -> None:
         self._vault = vault
@@ -41,7 +48,8 @@ class UserService:
 
     async def me(self, uow: UnitOfWork, principal: Principal) -> UserProfile | None:
         """The caller's profile, or None before createUser."""
-        return await UserRepository.from_session(uow.session).profile_by_sub(principal.sub)
+        async with uow.read() as session:
+            return await UserRepository.from_session(session).profile_by_sub(principal.sub)
 
     async def public_profile(self, uow: UnitOfWork, user_id: str) -> UserProfile | None:
         """Another user's public profile, by id; None when there is none."""
@@ -49,12 +57,14 @@ class UserService:
             parsed = uuid.UUID(user_id)
         except ValueError as exc:
             raise BadUserInput("id is not a valid user id", field="id") from exc
-        return await UserRepository.from_session(uow.session).profile_by_id(parsed)
+        async with uow.read() as session:
+            return await UserRepository.from_session(session).profile_by_id(parsed)
 
     async def public_profile_by_address(self, uow: UnitOfWork, address: str) -> UserProfile | None:
         """Another user's public profile, by wallet address; None when no user has it."""
         checksummed = parse_address(address, field="address")
-        return await UserRepository.from_session(uow.session).profile_by_address(checksummed)
+        async with uow.read() as session:
+            return await UserRepository.from_session(session).profile_by_address(checksummed)
 
     async def create_user(
         self, uow: UnitOfWork, principal: Principal, password: str, username: str | None
@@ -71,35 +81,27 @@ class UserService:
                 "letter or digit",
                 field="username",
             )
-        users = UserRepository.from_session(uow.session)
-        if await users.sub_exists(principal.sub):
-            raise UserExists("a user already exists for this account")
-        if username is not None and await users.username_taken(username):
-            raise UserExists("this username is taken", field="username")
+        async with uow.read() as session:
+            users = UserRepository.from_session(session)
+            if await users.sub_exists(principal.sub):
+                raise UserExists("a user already exists for this account")
+            if username is not None and await users.username_taken(username):
+                raise UserExists("this username is taken", field="username")
 
         from eth_account import Account
 
+        # The KDF runs before the transaction begins: no connection waits through it.
         account = Account.from_key(secrets.token_bytes(32))
         user = User(id=uuid.uuid4(), sub=principal.sub, username=username)
         sealed = await self._vault.seal(
             bytes(account.key), password, user_id=user.id, address=account.address
         )
+        users = UserRepository.from_session(uow.session)
         try:
             async with uow.session.begin_nested():
                 await users.add(user)
                 await WalletRepository.from_session(uow.session).add(
-                    Wallet(
-                        user_id=user.id,
-                        address=account.address,
-                        ciphertext=sealed.ciphertext,
-                        nonce=sealed.nonce,
-                        salt=sealed.salt,
-                        kdf=sealed.kdf.name,
-                        kdf_memory_kib=sealed.kdf.memory_kib,
-                        kdf_iterations=sealed.kdf.iterations,
-                        kdf_lanes=sealed.kdf.lanes,
-                        version=sealed.version,
-                    )
+                    new_wallet(user.id, account.address, sealed)
                 )
         except IntegrityError as exc:  # a concurrent createUser for the same sub or name
             raise UserExists("a user already exists for this account or username") from exc

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from db.engine import UnitOfWork, read_only
 from db.models import Wallet
-from db.repositories import WalletRepository
+from db.repositories import UserProfile, UserRepository, WalletRepository
+from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.chains import Chains
 from services.errors import BadUserInput, DecryptionFailed, Forbidden, NotFound, WrongPassword
 from services.json_limits import parse_json_text
-from services.keys import KdfParams, KeyVault, SealedKey
+from services.keys import KeyVault
 from services.nonces import lock_next_nonce
 from services.passwords import PasswordGuard
+from services.sealing import sealed_of, store_sealed
 from services.tokens import TokenBalance, format_units, read_token
 from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
 from services.users import check_password_strength
@@ -53,71 +51,48 @@ class Unlocked:
     key: bytes
 
 
-def sealed_of(wallet: Wallet) -> SealedKey:
-    kdf = KdfParams(wallet.kdf_memory_kib, wallet.kdf_iterations, wallet.kdf_lanes, wallet.kdf)
-    return SealedKey(wallet.ciphertext, wallet.nonce, wallet.salt, kdf, wallet.version)
-
-
 class WalletService:
     def __init__(
-        self,
-        vault: KeyVault,
-        guard: PasswordGuard,
-        chains: Chains,
-        reads: async_sessionmaker[AsyncSession],
-        export_max_age: int,
+        self, vault: KeyVault, guard: PasswordGuard, chains: Chains, export_max_age: int
     ) -> None:
         self._vault = vault
-        self._reads = reads
         self._attempt_locks = [asyncio.Lock() for _ in range(256)]
         self._guard = guard
         self.chains = chains
         self._export_max_age = export_max_age
 
-    async def _wallet(self, uow: UnitOfWork, principal: Principal, *, lock: bool = False) -> Wallet:
-        repo = WalletRepository.from_session(uow.session)
-        wallet = await repo.for_user_sub(principal.sub, lock=lock)
+    async def _wallet(self, uow: UnitOfWork, principal: Principal) -> Wallet:
+        async with uow.read() as session:
+            wallet = await WalletRepository.from_session(session).for_user_sub(principal.sub)
         if wallet is None:
             raise NotFound("no wallet yet: run createUser first")
         return wallet
 
     async def unlock(
-        self, uow: UnitOfWork, principal: Principal, password: str, *, field: str = "password",
-        lock: bool = False,
-    ) -> Unlocked:  # fmt: skip
+        self, uow: UnitOfWork, principal: Principal, password: str, *, field: str = "password"
+    ) -> Unlocked:
         """Decrypt the caller's key for this request; WRONG_PASSWORD or RATE_LIMITED otherwise.
 
-        The wallet is read in a short read-only session, so no pooled connection waits through
-        the KDF; with ``lock`` it is read again, locked, in the caller's unit of work."""
+        Reads go through short read sessions and the failure counter through its own
+        transaction: no connection is held while the KDF runs, and the unit's transaction
+        has not begun when this returns."""
         check_text(password, field=field)
-        async with read_only(self._reads) as reader:
-            wallet = await self._wallet(reader, principal)
+        wallet = await self._wallet(uow, principal)
         # One attempt per user at a time in this process: check, KDF and the failure record
         # happen in order, so parallel guesses cannot all pass the check before any failure
         # is counted. (Across K API processes, at most K guesses overlap.)
         async with self._attempt_locks[wallet.user_id.int % len(self._attempt_locks)]:
-            async with read_only(self._reads) as reader:
-                await self._guard.check(reader, wallet.user_id)
+            async with uow.read() as session:
+                failures = await self._guard.check(session, wallet.user_id)
             try:
                 key = await self._vault.open(
                     sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
                 )
             except DecryptionFailed:
-                await self._guard.record_failure(wallet.user_id)
+                await self._guard.record_failure(uow, wallet.user_id)
                 raise WrongPassword("wrong password", field=field) from None
-        if lock:
-            locked = await self._wallet(uow, principal, lock=True)
-            if (locked.ciphertext, locked.salt) != (wallet.ciphertext, wallet.salt):
-                # Re-sealed (a concurrent changePassword) between the read and the lock: the
-                # password must open what is current, or the last change would win silently.
-                try:
-                    key = await self._vault.open(
-                        sealed_of(locked), password, user_id=locked.user_id, address=locked.address
-                    )
-                except DecryptionFailed:
-                    raise WrongPassword("wrong password", field=field) from None
-            wallet = locked
-        await self._guard.clear(uow, wallet.user_id)
+        if failures:
+            await self._guard.clear(uow, wallet.user_id)
         return Unlocked(wallet, key)
 
     async def balance(self, uow: UnitOfWork, principal: Principal, chain_id: int | None) -> Balance:
@@ -141,25 +116,27 @@ class WalletService:
         self, uow: UnitOfWork, principal: Principal, req: TxRequest, password: str
     ) -> SignedTx:
         """Fill in and sign a transaction; nothing is broadcast. Without a nonce, it takes and
-        reserves the wallet's next one, the same reservation submitTransaction uses."""
+        reserves the wallet's next one, the same reservation submitTransaction uses. The KDF
+        and the chain calls come first; under the nonce lock it only reserves and signs."""
         chain = self.chains.get(req.chain_id)
         unlocked = await self.unlock(uow, principal, password)
-        reserved = None
-        if req.nonce is None:
-            reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain)
-            req = replace(req, nonce=reserved.next_nonce)
-        tx = await fill_transaction(chain, unlocked.wallet.address, req)
-        signed = sign_transaction(tx, unlocked.key, unlocked.wallet.address)
-        if reserved is not None:
-            reserved.next_nonce = signed.nonce + 1
-            await uow.session.flush()
+        address = unlocked.wallet.address
+        chain_next = await chain.pending_nonce(address) if req.nonce is None else req.nonce
+        tx = await fill_transaction(
+            chain, address, TxRequest(**{**asdict(req), "nonce": chain_next})
+        )
+        if req.nonce is not None:
+            return sign_transaction(tx, unlocked.key, address)
+        reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
+        signed = sign_transaction({**tx, "nonce": reserved.next_nonce}, unlocked.key, address)
+        reserved.next_nonce = signed.nonce + 1
+        await uow.session.flush()
         return signed
 
     async def sign_message(
         self, uow: UnitOfWork, principal: Principal, message: str, encoding: str, password: str
     ) -> SignedMessage:
         """EIP-191 personal_sign of text, or of bytes given as 0x-hex."""
-        from eth_account import Account
         from eth_account.messages import encode_defunct
 
         if encoding == "AUTO":
@@ -170,6 +147,32 @@ class WalletService:
             signable = encode_defunct(primitive=bytes.fromhex(message[2:]))
         else:
             signable = encode_defunct(text=check_text(message, field="message"))
+        return await self._sign_signable(uow, principal, password, signable, encoding)
+
+    async def sign_typed_data(
+        self, uow: UnitOfWork, principal: Principal, typed_data: Any, password: str
+    ) -> SignedMessage:
+        """EIP-712 signature of a full typed-data document."""
+        from eth_account.messages import encode_typed_data
+
+        from services.typed_data import validate_typed_data
+
+        # A caller without a wallet is answered before the document is decoded and checked.
+        await self._wallet(uow, principal)
+        if isinstance(typed_data, str):  # clients often send JSON.stringify(typedData)
+            typed_data = parse_json_text(typed_data, field="typedData")
+        validate_typed_data(typed_data)
+        try:
+            signable = encode_typed_data(full_message=typed_data)
+        except Exception as exc:
+            raise BadUserInput(f"typedData: {exc}", field="typedData") from exc
+        return await self._sign_signable(uow, principal, password, signable, "TYPED_DATA")
+
+    async def _sign_signable(
+        self, uow: UnitOfWork, principal: Principal, password: str, signable: Any, encoding: str
+    ) -> SignedMessage:
+        from eth_account import Account
+
         unlocked = await self.unlock(uow, principal, password)
         signed = Account.sign_message(signable, unlocked.key)
         return SignedMessage(
@@ -179,50 +182,28 @@ class WalletService:
             encoding,
         )
 
-    async def sign_typed_data(
-        self, uow: UnitOfWork, principal: Principal, typed_data: Any, password: str
-    ) -> SignedMessage:
-        """EIP-712 signature of a full typed-data document."""
-        from eth_account import Account
-        from eth_account.messages import encode_typed_data
-
-        from services.typed_data import validate_typed_data
-
-        # A caller without a wallet is answered before the document is decoded and checked.
-        async with read_only(self._reads) as reader:
-            await self._wallet(reader, principal)
-        if isinstance(typed_data, str):  # clients often send JSON.stringify(typedData)
-            typed_data = parse_json_text(typed_data, field="typedData")
-        validate_typed_data(typed_data)
-        try:
-            signable = encode_typed_data(full_message=typed_data)
-        except Exception as exc:
-            raise BadUserInput(f"typedData: {exc}", field="typedData") from exc
-        unlocked = await self.unlock(uow, principal, password)
-        signed = Account.sign_message(signable, unlocked.key)
-        return SignedMessage(
-            "0x" + bytes(signed.signature).hex(),
-            "0x" + bytes(signed.message_hash).hex(),
-            unlocked.wallet.address,
-            "TYPED_DATA",
-        )
-
     async def change_password(
         self, uow: UnitOfWork, principal: Principal, current: str, new: str
-    ) -> uuid.UUID:
-        """Re-seal the key under a new password; the address stays the same."""
+    ) -> UserProfile:
+        """Re-seal the key under a new password; the address stays the same. Both KDF runs
+        happen before the wallet row is locked; under the lock, a record that changed
+        meanwhile (a concurrent change) makes this caller's password the wrong one."""
         check_password_strength(new, field="newPassword")
-        unlocked = await self.unlock(uow, principal, current, field="currentPassword", lock=True)
-        wallet = unlocked.wallet
+        unlocked = await self.unlock(uow, principal, current, field="currentPassword")
+        opened = unlocked.wallet
         sealed = await self._vault.seal(
-            unlocked.key, new, user_id=wallet.user_id, address=wallet.address
+            unlocked.key, new, user_id=opened.user_id, address=opened.address
         )
-        wallet.ciphertext, wallet.nonce, wallet.salt = sealed.ciphertext, sealed.nonce, sealed.salt
-        wallet.kdf, wallet.kdf_memory_kib = sealed.kdf.name, sealed.kdf.memory_kib
-        wallet.kdf_iterations, wallet.kdf_lanes = sealed.kdf.iterations, sealed.kdf.lanes
-        wallet.version = sealed.version
+        wallet = await WalletRepository.from_session(uow.session).for_user_sub(
+            principal.sub, lock=True
+        )
+        if wallet is None or sealed_of(wallet) != sealed_of(opened):
+            raise WrongPassword("wrong password", field="currentPassword")
+        store_sealed(wallet, sealed)
         await uow.session.flush()
-        return wallet.user_id
+        profile = await UserRepository.from_session(uow.session).profile_by_id(wallet.user_id)
+        assert profile is not None
+        return profile
 
     async def export_wallet(
         self, uow: UnitOfWork, principal: Principal, password: str, now: float

@@ -27,9 +27,10 @@ async def seed_wallet(
     from eth_account import Account
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from db.engine import create_session_factory, unit_of_work
-    from db.models import User, Wallet
+    from db.models import User
+    from db.unit_of_work import UnitsOfWork
     from services.keys import KdfParams, KeyVault
+    from services.sealing import new_wallet
     from walletql.devauth import load_or_create_pepper
 
     address: str = Account.from_key(private_key).address
@@ -38,16 +39,9 @@ async def seed_wallet(
     sealed = await vault.seal(private_key, password, user_id=user_id, address=address)
     vault.close()
     engine = create_async_engine(database_url)
-    async with unit_of_work(create_session_factory(engine)) as uow:
+    async with UnitsOfWork(engine).begin() as uow:
         uow.session.add(User(id=user_id, sub=sub))
         await uow.session.flush()
-        uow.session.add(
-            Wallet(
-                user_id=user_id, address=address, ciphertext=sealed.ciphertext,
-                nonce=sealed.nonce, salt=sealed.salt, kdf=sealed.kdf.name,
-                kdf_memory_kib=sealed.kdf.memory_kib, kdf_iterations=sealed.kdf.iterations,
-                kdf_lanes=sealed.kdf.lanes, version=sealed.version,
-            )
-        )  # fmt: skip
+        uow.session.add(new_wallet(user_id, address, sealed))
     await engine.dispose()
     return address

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db.engine import create_session_factory, unit_of_work
 from db.models import Transaction, TransactionAttempt, TransactionEvent, User, Wallet
+from db.unit_of_work import UnitsOfWork
 from services.chains import Chain, ChainConfig, Chains, NodeRejected
 from services.domain import AttemptKind, TransactionStatus
 from services.events import CHANNEL
@@ -117,13 +117,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _store(sessions: Any, case: Case) -> uuid.UUID:
+async def _store(units: UnitsOfWork, case: Case) -> uuid.UUID:
     user, wallet, tx_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     address = "0x" + "11" * 20
     row: dict[str, Any] = {
         "deadline_at": NOW + timedelta(seconds=300), "hash": _hash(*SEND0), **case.row,
     }  # fmt: skip
-    async with unit_of_work(sessions) as uow:
+    async with units.begin() as uow:
         uow.session.add(User(id=user, sub="alice"))
         uow.session.add(
             Wallet(
@@ -159,12 +159,11 @@ async def _store(sessions: Any, case: Case) -> uuid.UUID:
 @pytest.mark.parametrize("name", list(CASES))
 async def test_one_look_by_the_worker(name: str, engine: AsyncEngine, database_url: str) -> None:
     case = CASES[name]
-    sessions = create_session_factory(engine)
-    tx_id = await _store(sessions, case)
+    units = UnitsOfWork(engine)
+    tx_id = await _store(units, case)
     fake = FakeChain(CONFIG, 1.0)
     fake.send_error, fake.receipts = case.send_error, case.receipts
     processor = TransactionProcessor(
-        sessions,
         Chains([CONFIG], 1.0, client=lambda config, timeout: fake),
         check_interval=INTERVAL,
         clock=lambda: NOW,
@@ -173,8 +172,9 @@ async def test_one_look_by_the_worker(name: str, engine: AsyncEngine, database_u
     listener = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
     await listener.add_listener(CHANNEL, lambda *args: pushed.append(json.loads(args[3])))
     try:
-        delay = await processor.process(tx_id)
-        async with unit_of_work(sessions) as uow:
+        async with units.begin() as uow:
+            delay = await processor.process(uow, tx_id)
+        async with units.begin() as uow:
             tx = (
                 await uow.session.scalars(select(Transaction).where(Transaction.id == tx_id))
             ).one()

@@ -95,15 +95,15 @@ async def test_the_redaction_filter_keeps_sql_and_tracebacks_out_of_every_layers
 ) -> None:
     """db/engine.py logs a failed after-commit send with its exception; the filter the
     composition root installs reduces it to one line without the statement."""
-    from db.engine import create_session_factory, unit_of_work
+    from db.unit_of_work import UnitsOfWork
     from services.logs import install_redaction
 
     engine = create_async_engine(database_url)
-    factory = create_session_factory(engine)
+    units = UnitsOfWork(engine)
 
     async def failing_send() -> None:
-        async with factory() as session:
-            await session.execute(text("SELECT secret_column FROM no_such_table"))
+        async with units.begin() as side:
+            await side.session.execute(text("SELECT secret_column FROM no_such_table"))
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -111,7 +111,7 @@ async def test_the_redaction_filter_keeps_sql_and_tracebacks_out_of_every_layers
     db_logger.addHandler(handler)
     try:
         install_redaction(db_logger)
-        async with unit_of_work(factory) as uow:
+        async with units.begin() as uow:
             uow.after_commit(failing_send)
     finally:
         db_logger.removeHandler(handler)

@@ -91,18 +91,22 @@ async def start_api(
     chains = core.chains
     faucet = Faucet(chains, settings.faucet_wei) if settings.env == "dev" else None
     guard = PasswordGuard(
-        core.sessions,
         max_failures=settings.password_max_failures,
         window_seconds=settings.password_failure_window_seconds,
+        clock=core.clock,
     )
-    wallets = WalletService(vault, guard, chains, core.reads, settings.export_max_token_age_seconds)
+    wallets = WalletService(vault, guard, chains, settings.export_max_token_age_seconds)
     transactions = TransactionService(
-        wallets, chains, core.queue, core.processor, bump_rungs=settings.fee_bump_rungs
+        wallets,
+        chains,
+        core.queue,
+        core.processor,
+        bump_rungs=settings.fee_bump_rungs,
+        clock=core.clock,
     )
     hub = EventHub(settings.subscriber_buffer)
     services = Services(
-        session_factory=core.sessions,
-        read_session_factory=core.reads,
+        units=core.units,
         verifier=build_verifier(settings, signer),
         vault=vault,
         users=UserService(vault, on_wallet_created=faucet.fund_new_wallet if faucet else None),
@@ -110,6 +114,6 @@ async def start_api(
         wallets=wallets,
         faucet=faucet,
         transactions=transactions,
-        live=LiveService(core.sessions, hub, transactions),
+        live=LiveService(hub, transactions),
     )
     return ApiRuntime(core, services, hub)

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine, create_read_session_factory, create_session_factory
+from db.engine import create_engine
+from db.unit_of_work import UnitsOfWork
 from db.url import DatabaseUrl
 from services.chains import Chain, ChainConfig, Chains
 from services.pipeline import TransactionProcessor
@@ -43,8 +44,7 @@ class CoreRuntime:
 
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    reads: async_sessionmaker[AsyncSession]
+    units: UnitsOfWork
     chains: Chains
     queue: Queue
     processor: TransactionProcessor
@@ -54,6 +54,7 @@ class CoreRuntime:
     def worker(self) -> Worker:
         settings = self.settings
         return Worker(
+            self.units,
             self.queue,
             self.processor,
             WorkerSettings(
@@ -66,7 +67,7 @@ class CoreRuntime:
 
     def sweeper(self) -> Sweeper:
         return Sweeper(
-            self.sessions,
+            self.units,
             self.queue,
             grace_seconds=self.settings.sweeper_grace_seconds,
             clock=self.clock,
@@ -120,17 +121,15 @@ async def start_core(
     """Build the core for one process. ``database_url`` is already resolved; ``chains``,
     ``queue`` and ``clock`` replace the configured ones (the runtime closes them too)."""
     engine = create_engine(database_url, pool_size=settings.database_pool_size)
-    sessions = create_session_factory(engine)
     chains = chains or build_chains(settings)
     queue = queue or build_queue(settings, engine)
     processor = TransactionProcessor(
-        sessions, chains, check_interval=settings.worker_check_interval_seconds, clock=clock
+        chains, check_interval=settings.worker_check_interval_seconds, clock=clock
     )
     return CoreRuntime(
         settings=settings,
         engine=engine,
-        sessions=sessions,
-        reads=create_read_session_factory(engine),
+        units=UnitsOfWork(engine),
         chains=chains,
         queue=queue,
         processor=processor,

@@ -1,4 +1,5 @@
-"""The queue consumer: receive transaction ids, advance each one, re-enqueue with a delay."""
+"""The queue consumer: receive transaction ids, advance each one, re-enqueue with a delay.
+Each message gets its own unit of work, opened and committed here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from db.unit_of_work import UnitsOfWork
 from services import metrics
+from services.errors import ChainUnavailable
 from services.logs import describe_exception
 from services.pipeline import TransactionProcessor
 from services.queues import Message, Queue
@@ -26,8 +29,13 @@ class WorkerSettings:
 
 class Worker:
     def __init__(
-        self, queue: Queue, processor: TransactionProcessor, settings: WorkerSettings
+        self,
+        units: UnitsOfWork,
+        queue: Queue,
+        processor: TransactionProcessor,
+        settings: WorkerSettings,
     ) -> None:
+        self._units = units
         self._queue = queue
         self._processor = processor
         self._settings = settings
@@ -43,12 +51,13 @@ class Worker:
             return True
         if message.receive_count > self._settings.max_receives:
             reason = f"received {message.receive_count} times without being processed"
-            await self._processor.dead_letter(tx_id, reason)
+            async with self._units.begin() as uow:
+                await self._processor.dead_letter(uow, tx_id, reason)
             await self._queue.dead_letter(message, reason)
             metrics.QUEUE_DEAD_LETTERED.inc()
             return True
         try:
-            delay = await self._processor.process(tx_id)
+            delay = await self._process(tx_id)
             if delay is not None:
                 await self._queue.send(
                     message.body, delay_seconds=delay, dedup_id=f"{tx_id}:{uuid.uuid4()}"
@@ -61,6 +70,14 @@ class Worker:
             return False
         metrics.QUEUE_PROCESSED.inc()
         return True
+
+    async def _process(self, tx_id: uuid.UUID) -> float | None:
+        try:
+            async with self._units.begin() as uow:
+                return await self._processor.process(uow, tx_id)
+        except ChainUnavailable:
+            log.warning("chain unavailable while processing %s; retrying later", tx_id)
+            return self._processor.unavailable_delay
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish or release the messages in hand."""

@@ -9,10 +9,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from db.engine import unit_of_work
 from db.transactions_repo import TransactionRepository
+from db.unit_of_work import UnitsOfWork
 from services.logs import describe_exception
 from services.queues import Queue
 
@@ -22,21 +20,21 @@ log = logging.getLogger(__name__)
 class Sweeper:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        units: UnitsOfWork,
         queue: Queue,
         *,
         grace_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._sessions = sessions
+        self._units = units
         self._queue = queue
         self._grace = timedelta(seconds=grace_seconds)
         self._clock = clock
 
     async def sweep(self) -> int:
-        """Re-enqueue every overdue transaction once; returns how many."""
+        """Re-enqueue every overdue transaction once (one unit of work); returns how many."""
         now = self._clock()
-        async with unit_of_work(self._sessions) as uow:
+        async with self._units.begin() as uow:
             repo = TransactionRepository.from_session(uow.session)
             ids = await repo.overdue(now - self._grace)
             await repo.set_next_check(ids, now)

@@ -1,0 +1,119 @@
+"""The unit of work: one per piece of work that arrives at an edge, opened and closed there.
+
+A GraphQL mutation (``schema/unit_of_work.py``), a GraphQL query or pushed subscription item
+(read-only), a queue message and a sweep (``worker/``) each get exactly one. Services receive
+it and never commit: the edge commits when the work succeeds and rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db.engine import create_read_session_factory, create_session_factory
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class ReadOnlyUnit(RuntimeError):
+    """A query or a subscription tried to write."""
+
+
+class UnitOfWork:
+    """One database transaction, begun at its first statement, plus short reads on the side
+    and the side effects that wait for the commit.
+
+    No connection is held until ``session`` runs its first statement: a service does its
+    slow parts (a KDF, RPC calls) first, through ``read()`` sessions that give their
+    connection back at once, and touches ``session`` last."""
+
+    def __init__(
+        self,
+        writes: async_sessionmaker[AsyncSession] | None,
+        reads: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._writes = writes
+        self._reads = reads
+        self._session: AsyncSession | None = None
+        self._after_commit: list[AfterCommit] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        """The unit's transaction (writes, and reads that must see them or lock rows)."""
+        if self._session is None:
+            if self._writes is None:
+                raise ReadOnlyUnit("queries and subscriptions do not write")
+            self._session = self._writes()
+        return self._session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short autocommit session: one round trip per statement, and its connection goes
+        back to the pool at the end of the block. Safe for concurrent resolvers."""
+        async with self._reads() as session:
+            yield session
+
+    @asynccontextmanager
+    async def independent(self) -> AsyncIterator[AsyncSession]:
+        """A separate transaction, committed at the end of the block whatever becomes of this
+        unit (the password-failure counter outlives the failing request's rollback)."""
+        if self._writes is None:
+            raise ReadOnlyUnit("queries and subscriptions do not write")
+        async with self._writes() as session, session.begin():
+            yield session
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run ``callback`` once the unit has committed (queue sends, faucet gifts)."""
+        self._after_commit.append(callback)
+
+    async def commit(self) -> None:
+        if self._session is not None and self._session.in_transaction():
+            await self._session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                # The data is committed; a sweeper makes up for a lost side effect.
+                log.exception("after-commit callback failed")
+
+    async def rollback(self) -> None:
+        self._after_commit = []
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class UnitsOfWork:
+    """Opens units of work on one engine. The edges hold it; services never see it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._writes = create_session_factory(engine)
+        self._reads = create_read_session_factory(engine)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[UnitOfWork]:
+        """Commit when the block succeeds, roll back when it raises, then run side effects."""
+        uow = UnitOfWork(self._writes, self._reads)
+        try:
+            yield uow
+        except BaseException:
+            await uow.rollback()
+            raise
+        else:
+            await uow.commit()
+        finally:
+            await uow.close()
+
+    def read_only(self) -> UnitOfWork:
+        """A unit for queries and subscriptions: reads only, nothing to commit."""
+        return UnitOfWork(None, self._reads)
