@@ -66,6 +66,8 @@ async def test_production_allows_no_origin_by_default(tmp_path: Path, database_u
     settings = make_settings(
         tmp_path, database_url, env="production", jwks_url="http://127.0.0.1:9/jwks",
         pepper="p" * 32,
+        # Production refuses the in-process EVM; this test calls no chain.
+        chains=[{"chain_id": 1, "name": "remote", "rpc_url": "http://127.0.0.1:9"}],
     )  # fmt: skip
     assert settings.origins == []
     async with LiveServer(create_app(settings)) as server:
