@@ -7,11 +7,14 @@ PY_UV = python3 -m uv
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# Bytecode is compiled here, once: these machines set PYTHONDONTWRITEBYTECODE, and an
+# uncompiled environment pays for compiling at every start. (As a pyproject setting, every
+# `uv run` would compile again and print a banner.)
 sync: uv
-	@$(PY_UV) sync --frozen --quiet
+	@$(PY_UV) sync --frozen --quiet --compile-bytecode
 
 run: sync
-	$(PY_UV) run --frozen --no-sync walletql serve
+	@$(PY_UV) run --frozen --no-sync walletql serve
 
 # From npm, pinned: the test node (anvil), ERC-20 artifacts and the frontend clients the tests
 # drive (tests/node), and the Node examples, which a test runs (examples/node).

@@ -1,8 +1,8 @@
 """Submit a transaction and print each status as walletql pushes it (Python, gql).
 
 pip install "gql[websockets]"       # or: uv run --with "gql[websockets]" python ...
-TOKEN=$(uv run walletql token alice)
-python examples/python_subscribe.py "$TOKEN" "your wallet password"
+TOKEN=$(uv run -q walletql token alice)
+python examples/python_subscribe.py "$TOKEN" "correct horse battery staple"
 """
 
 import asyncio

@@ -33,7 +33,8 @@ def _parse_bigint(value: object) -> int:
 def _parse_address(value: object) -> str:
     if not isinstance(value, str):
         raise BadUserInput("expected a 0x-hex address string")
-    return parse_address(value, field="address")
+    # No field of its own: the error names the argument or input field that holds the value.
+    return parse_address(value, field=None)
 
 
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")

@@ -13,14 +13,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from services.errors import BadUserInput, ChainUnavailable, InsufficientFunds
 from services.rpc import RpcError, Transport, TransportFailed
 
+if TYPE_CHECKING:
+    from services.devchain import ChainJournal
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_RPC = "embedded"
+# How nodes say "the sender cannot pay" (geth, anvil; py-evm has two wordings).
+_CANNOT_PAY = ("insufficient funds", "insufficient balance", "cannot afford", "enough balance")
 # Error(string) and Panic(uint256): how Solidity encodes a revert.
 _ERROR_SELECTOR = "08c379a0"
 _PANIC_SELECTOR = "4e487b71"
@@ -119,11 +125,11 @@ def is_revert(error: RpcError) -> bool:
     return error.code == 3 or "revert" in error.message.lower()
 
 
-def _connect(config: ChainConfig, timeout: float) -> Transport:
+def _connect(config: ChainConfig, timeout: float, journal: ChainJournal | None) -> Transport:
     if config.embedded:
         from services.embedded_evm import EmbeddedTransport
 
-        return EmbeddedTransport()
+        return EmbeddedTransport(journal)
     from services.rpc import HttpTransport
 
     return HttpTransport(config.rpc_url, timeout)
@@ -138,6 +144,8 @@ class Chain:
         self._transport: Transport | None = None
         self._verified = False
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # The in-process EVM's durable history (services/devchain.py), set by Chains.
+        self.journal: ChainJournal | None = None
 
     @property
     def chain_id(self) -> int:
@@ -151,7 +159,7 @@ class Chain:
 
     async def _request_now(self, method: str, *params: Any) -> Any:
         if self._transport is None:
-            self._transport = _connect(self.config, self._timeout)
+            self._transport = _connect(self.config, self._timeout, self.journal)
         transport = self._transport
         try:
             if not self._verified:
@@ -210,7 +218,7 @@ class Chain:
         try:
             return quantity(await self._request("eth_estimateGas", rpc_transaction(tx)))
         except RpcError as exc:
-            if "insufficient funds" in exc.message.lower():
+            if any(text in exc.message.lower() for text in _CANNOT_PAY):
                 raise InsufficientFunds("the wallet cannot pay for this transaction") from exc
             if is_revert(exc):
                 raise BadUserInput(
@@ -259,10 +267,14 @@ class Chain:
     async def dev_fund(self, address: str, wei: int) -> None:
         """Give ``address`` ``wei`` on a development chain (in-process EVM or anvil)."""
         if self.config.embedded:
-            # The in-process EVM mines each transaction at once.
-            funder = (await self._request("eth_accounts"))[0]
-            transfer = {"from": funder, "to": address, "value": hex(wei)}
-            await self._request("eth_sendTransaction", transfer)
+            # Signed here, so the gift is a raw transaction in the journal like any other.
+            from services.devchain import FUNDER, funding_transaction
+
+            block = await self.latest_block()
+            nonce = await self.pending_nonce(FUNDER)
+            await self.send_raw_transaction(
+                funding_transaction(self.chain_id, nonce, block.base_fee, address, wei)
+            )
             return
         try:
             current = quantity(await self._request("eth_getBalance", address, "latest"))
@@ -280,9 +292,13 @@ class Chains:
         timeout: float,
         *,
         client: Callable[[ChainConfig, float], Chain] = Chain,
+        data_dir: Path | None = None,
     ) -> None:
-        # ``client`` builds each chain's client: a seam for fault drills and tests.
+        """``client`` builds each chain's client: a seam for fault drills and tests. With
+        ``data_dir``, in-process chains keep a journal there and replay it."""
         self._chains = {c.chain_id: client(c, timeout) for c in configs}
+        for chain in self._chains.values():
+            chain.journal = _journal(chain.config, data_dir)
         self.default_id = configs[0].chain_id
 
     def get(self, chain_id: int | None, *, field: str = "chainId") -> Chain:
@@ -296,6 +312,20 @@ class Chains:
     def all(self) -> list[ChainConfig]:
         return [chain.config for chain in self._chains.values()]
 
+    def open_embedded(self) -> None:
+        """Build (and replay) the in-process chains now, not on the first request."""
+        for chain in self._chains.values():
+            if chain.config.embedded and chain._transport is None:
+                chain._transport = _connect(chain.config, chain._timeout, chain.journal)
+
     async def close(self) -> None:
         for chain in self._chains.values():
             await chain.close()
+
+
+def _journal(config: ChainConfig, data_dir: Path | None) -> ChainJournal | None:
+    if not config.embedded or data_dir is None:
+        return None
+    from services.devchain import ChainJournal
+
+    return ChainJournal(data_dir / f"chain-{config.chain_id}.journal")

@@ -6,9 +6,12 @@ and nothing imports this module unless a chain's ``rpc_url`` is ``embedded``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.rpc import RpcError
+
+if TYPE_CHECKING:
+    from services.devchain import ChainJournal
 
 EXTRA_HINT = "the in-process EVM needs the embedded extra: pip install 'walletql[embedded]'"
 
@@ -24,13 +27,21 @@ class EmbeddedTransport:
     out); eth-tester raises where a node would answer with an error, so those become
     ``RpcError`` here."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: ChainJournal | None = None) -> None:
+        """With a journal, its transactions are mined again first, and every transaction
+        accepted later is appended to it (services/devchain.py)."""
         if not available():
             raise RuntimeError(EXTRA_HINT)
         from web3 import AsyncWeb3
         from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
-        self._w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+        provider = AsyncEthereumTesterProvider()
+        self._journal = journal
+        if journal is not None:
+            from services.devchain import replay
+
+            replay(provider.ethereum_tester, journal)
+        self._w3 = AsyncWeb3(provider)
 
     async def request(self, method: str, params: list[Any]) -> Any:
         provider = self._w3.provider
@@ -38,12 +49,20 @@ class EmbeddedTransport:
         try:
             response = await send(method, params)
         except Exception as exc:
-            message = str(exc.args[0] if exc.args else exc)
+            from services.devchain import refusal_message
+
+            message = refusal_message(str(exc.args[0] if exc.args else exc))
             code = 3 if "revert" in message.lower() else -32000
             raise RpcError(code, message) from exc
         if "error" in response:
+            from services.devchain import refusal_message
+
             error = response["error"]
-            raise RpcError(int(error.get("code", -32000)), str(error.get("message", "")))
+            message = refusal_message(str(error.get("message", "")))
+            raise RpcError(int(error.get("code", -32000)), message)
+        if method == "eth_sendRawTransaction" and self._journal is not None:
+            # Accepted (and mined): durable before the caller hears of it.
+            self._journal.append(bytes.fromhex(str(params[0])[2:]))
         return response.get("result")
 
     async def close(self) -> None:

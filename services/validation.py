@@ -10,7 +10,7 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 UINT256_MAX = 2**256 - 1
 
 
-def parse_address(value: str, *, field: str) -> str:
+def parse_address(value: str, *, field: str | None) -> str:
     """Accept any case; reject a mixed-case address whose checksum is wrong."""
     # eth_utils costs ~0.1 s to import; nothing on the start-up path needs it.
     from eth_utils.address import is_checksum_address, to_checksum_address

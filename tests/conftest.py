@@ -4,6 +4,8 @@ anvil, moto, and the settings of a worker-running walletql on a chain."""
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,23 @@ from testkit.env import PipelineSettings, chain_of, make_settings, pipeline_sett
 from testkit.postgres import fresh_database, postgres_server
 from testkit.server import LiveServer
 from testkit.sqs import MotoSqsServer
+from walletql import pg_home
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for a `walletql` process, under the repo."""
+    path = ROOT / ".data" / f"cli-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    yield path
+    if os.geteuid() == 0:  # the cluster lives outside the data dir (walletql/pg_home.py)
+        pg_home.forget(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

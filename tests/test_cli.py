@@ -4,38 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from web3 import AsyncWeb3
 
-from testkit import ROOT
 from testkit.anvil import Anvil
 from testkit.env import chain_of, clean_env
 from testkit.net import free_port, wait_http
 from testkit.pipeline import fund
 from testkit.postgres import asyncpg_dsn, create_database, drop_database
 from testkit.process import WALLETQL, ServerProcess, run_walletql
-from walletql import pg_home
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    path = ROOT / ".data" / f"cli-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    yield path
-    if os.geteuid() == 0:  # the cluster lives outside the data dir (walletql/pg_home.py)
-        pg_home.forget(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_serve_on_embedded_defaults_then_token_create_user_and_me(data_dir: Path) -> None:

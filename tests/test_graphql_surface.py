@@ -114,3 +114,41 @@ async def test_graphiql_page_and_its_assets_are_served_locally(server: LiveServe
             response = await client.get(f"{server.url}/static/graphiql/{asset}")
             assert response.status_code == 200, asset
             assert len(response.content) > 1000
+
+
+async def test_a_subscription_over_http_names_the_websocket_endpoint(
+    server: LiveServer, signer: DevSigner
+) -> None:
+    query = 'subscription { transactionStatus(id: "00000000-0000-0000-0000-000000000000") { seq } }'
+    error = only_error(await server.graphql(query, token=signer.mint("a")))
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "websocket": server.ws_url}
+    assert server.ws_url in error["message"]
+    assert "graphql-transport-ws" in error["message"]
+
+
+async def test_the_root_redirects_to_graphiql_keeping_the_token(server: LiveServer) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{server.url}/?token=abc")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/graphql?token=abc"
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["literal", "variable"])
+async def test_a_bad_to_address_names_the_field_to(
+    server: LiveServer, signer: DevSigner, inline: bool
+) -> None:
+    bad = "0x123"
+    if inline:
+        query = f'mutation {{ signTransaction(input: {{to: "{bad}", password: "p"}}) {{ hash }} }}'
+        body = await server.graphql(query, token=signer.mint("a"))
+    else:
+        query = "mutation($i: SignTransactionInput!) { signTransaction(input: $i) { hash } }"
+        body = await server.graphql(
+            query, {"i": {"to": bad, "password": "p"}}, token=signer.mint("a")
+        )
+    error = only_error(body)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "to"}
+    body = await server.graphql(
+        f'{{ userByAddress(address: "{bad}") {{ id }} }}', token=signer.mint("a")
+    )
+    assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "address"}

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from testkit import ROOT
-from testkit.env import clean_env
+from testkit.anvil import Anvil
+from testkit.env import chain_of, clean_env
 from testkit.process import start_walletql
 
 GRAPHQL_STACK = ("schema", "resolvers", "strawberry", "graphql", "starlette", "uvicorn")
@@ -52,14 +53,14 @@ def test_db_imports_only_the_domain_vocabulary_from_above() -> None:
     assert {f: m for f, m in above.items() if m != ["services.domain"]} == {}
 
 
-async def test_walletql_worker_loads_no_graphql_stack(database_url: str, tmp_path: Path) -> None:
+async def test_walletql_worker_loads_no_graphql_stack(
+    database_url: str, tmp_path: Path, anvil: Anvil
+) -> None:
     env = clean_env(
         WALLETQL_DATABASE_URL=database_url,
         WALLETQL_DATA_DIR=str(tmp_path),
-        # A JSON-RPC chain nobody answers: the worker does not call it while the queue is empty.
-        WALLETQL_CHAINS=json.dumps(
-            [{"chain_id": 31337, "name": "none", "rpc_url": "http://127.0.0.1:9"}]
-        ),
+        # The worker checks at start that its chains answer.
+        WALLETQL_CHAINS=json.dumps([chain_of(anvil)]),
         WALLETQL_QUEUE_WAIT_SECONDS="0.2",
     )
     proc = await start_walletql(

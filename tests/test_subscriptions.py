@@ -130,7 +130,9 @@ async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
             admin = await asyncpg.connect(dsn)
             killed = await admin.fetch(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                # Its last statement: the LISTEN, or the health check that follows it.
+                "WHERE datname = current_database() AND (query LIKE 'LISTEN%' "
+                "OR query = 'SELECT 1')"
             )
             await admin.close()
             assert len(killed) == 1  # exactly this process's listening connection

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -86,6 +87,8 @@ def create_app(
         routes.append(Route("/.well-known/jwks.json", lambda _: JSONResponse(signer_jwks)))
     if settings.graphiql_enabled:
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+        # A browser pointed at the server's root lands in GraphiQL, with its ?token= kept.
+        routes.append(Route("/", _to_graphiql))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_read_timeout_seconds
@@ -93,3 +96,8 @@ def create_app(
     app.add_middleware(view.origins.cors, credentials=settings.cors_allow_credentials)
     app.add_middleware(AccessLog)
     return app
+
+
+async def _to_graphiql(request: Request) -> Response:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"/graphql{query}", status_code=307)

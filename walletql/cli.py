@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
@@ -83,17 +84,41 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     if missing := settings.missing_for_api():
         raise StartupError(f"WALLETQL_ENV=production: the API needs {', '.join(missing)}")
     if problem := missing_embedded_part(settings):
         raise StartupError(problem)
+    from walletql.preflight import bind
+
+    # Bound first: a taken port is reported before anything else starts.
+    sock = bind(settings.host, settings.port)
+    # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
+    # finally blocks (stopping the embedded PostgreSQL) instead of killing us. A closed
+    # terminal (SIGHUP) shuts down the same way.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    with sock, database(settings) as url:
+        run_loop(_serve(settings, args, url, sock))
+    return 0
+
+
+async def _serve(settings: Settings, args: argparse.Namespace, url: DatabaseUrl, sock: Any) -> None:
+    import uvicorn
+
     from walletql.app import create_app
+    from walletql.chainlock import EmbeddedChainLock
     from walletql.server import uvicorn_config
 
-    with database(settings) as url:
-        check_schema(settings, url)
+    await preflight(settings, url, schema=True)
+    lock = None
+    if any(chain.rpc_url == "embedded" for chain in settings.chains):
+        lock = EmbeddedChainLock(settings.data_dir, url)
+        await lock.acquire()
+    try:
+        if lock is not None:
+            from walletql.preflight import check_embedded_history
+
+            await check_embedded_history(settings, url)
         app = create_app(settings, database_url=url, run_worker=not args.no_worker)
         base = f"http://{settings.host}:{settings.port}"
         if settings.dev_auth:
@@ -103,12 +128,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             print(f"\nwalletql dev server: {base}/graphql", file=sys.stderr)
             print(f"GraphiQL with this token: {base}/graphql?token={token}", file=sys.stderr)
             print(f"dev token (sub=dev-user, 12 h):\n{token}\n", file=sys.stderr)
-        config = uvicorn_config(app, settings)
-        # uvicorn re-raises SIGTERM once it has shut down; make that unwind through the
-        # finally blocks above (stopping the embedded PostgreSQL) instead of killing us.
-        signal.signal(signal.SIGTERM, _exit_cleanly)
-        run_loop(uvicorn.Server(config).serve())
-    return 0
+        await uvicorn.Server(uvicorn_config(app, settings)).serve(sockets=[sock])
+    finally:
+        if lock is not None:
+            await lock.close()
+
+
+async def preflight(settings: Settings, url: DatabaseUrl, *, schema: bool = False) -> None:
+    """The database answers (at this code's migrations, with ``schema``), and so does every
+    JSON-RPC chain; or one line says what does not."""
+    from walletql.preflight import check_chains, check_database
+    from walletql.schema_version import ensure_schema
+
+    await check_database(settings, url)
+    if schema:
+        await ensure_schema(url, migrate=settings.should_migrate_on_start)
+    await check_chains(settings)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -130,7 +165,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     metrics_server = _serve_worker_metrics(settings, args.metrics_port)
     try:
         with database(settings) as url:
-            check_schema(settings, url)
+            run_loop(preflight(settings, url, schema=True))
             run_loop(serve_worker(settings, url))
     finally:
         if metrics_server is not None:
@@ -155,7 +190,10 @@ def _serve_worker_metrics(settings: Settings, port: int | None) -> BaseServer | 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if problem := missing_embedded_part(settings, chains=False):
         raise StartupError(problem)
+    from walletql.preflight import check_database
+
     with database(settings) as url:
+        run_loop(check_database(settings, url))  # migrations need no chain
         # Upgrades a database that is behind; refuses one migrated by newer code.
         check_schema(settings, url, migrate=True)
     print("database is at the latest migration", file=sys.stderr)
@@ -256,13 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if v is not None
     }
+    from walletql.embedded_pg import EmbeddedPostgresError
+
     try:
         settings = load_settings(**overrides)
         configure_logging(settings.log_level, settings.log_format)
+        if args.command != "schema":
+            new = "" if settings.data_dir.exists() else " (new)"
+            print(f"walletql: data directory {settings.data_dir}{new}", file=sys.stderr)
         return int(args.func(settings, args))
     except StartupError as exc:
         print(f"walletql: {exc}", file=sys.stderr)
-        return 2
+    except EmbeddedPostgresError as exc:
+        print(f"walletql: the embedded PostgreSQL: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,14 +11,19 @@ live under /var/lib/walletql, where ``nobody`` can reach them from any checkout 
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import importlib.util
 import logging
 import os
 import pwd
+import signal
 import socket
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from walletql import pg_home
 from walletql.startup import StartupError
@@ -53,6 +58,8 @@ class EmbeddedPostgres:
     database: str = "walletql"
     port: int = 0
     _started_here: bool = False
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _owner_fd: int | None = field(default=None, repr=False)
 
     @property
     def pgdata(self) -> Path:
@@ -68,7 +75,7 @@ class EmbeddedPostgres:
         return not path.is_symlink() and (path / "PG_VERSION").exists()
 
     def _bin(self) -> Path:
-        if self._run_as() is None:
+        if self._run_as() is None or self._legacy_cluster(self.data_dir.resolve() / "postgres"):
             return _bin_dir()
         return pg_home.server_home(self.data_dir).bin
 
@@ -134,8 +141,22 @@ class EmbeddedPostgres:
             return None
         return port
 
+    def _claim(self) -> bool:
+        """Become the cluster's owner (the one that stops it), unless a live process is.
+
+        The flock dies with its holder, even by SIGKILL: a running cluster whose lock is free
+        was left behind by a process that died, and is ours to stop."""
+        fd = os.open(self.data_dir.resolve() / "postgres.owner", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._owner_fd = fd
+        return True
+
     def start(self) -> str:
-        """Start the server unless it already runs; returns the SQLAlchemy URL."""
+        """Start the server unless a live walletql process runs it; returns the SQLAlchemy URL."""
         self._prepare_dir()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
@@ -143,21 +164,56 @@ class EmbeddedPostgres:
                 "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
                 "--encoding=UTF8", "--no-instructions",
             )  # fmt: skip
+        owner = self._claim()
         running = self._running_port()
-        if running is not None:
+        if running is not None and not owner:
             self.port = running
-            log.info("embedded PostgreSQL already running on port %d", self.port)
+            log.info("using the embedded PostgreSQL of another walletql process (port %d)", running)
         else:
-            self.port = self.port or _free_port()
-            opts = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on"
-            self._run(
-                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"),
-                "-o", opts, "-w", "-t", "30", "start",
-            )  # fmt: skip
-            self._started_here = True
-            log.info("embedded PostgreSQL started on 127.0.0.1:%d", self.port)
+            if running is not None:
+                # Left running by a process that died: stop it, and start our own child.
+                log.warning("stopping an embedded PostgreSQL left behind by a dead process")
+                self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+            self._spawn()
         self._ensure_database()
         return self.url
+
+    def _spawn(self) -> None:
+        """Run postgres as our child, told by the kernel to shut down when we die."""
+        self.port = self.port or _free_port()
+        owner = self._run_as()
+        with (self.pgdata / "server.log").open("ab") as log_file:
+            cmd = [str(self._bin() / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1",
+                   "-p", str(self.port), "-k", "", "-c", "fsync=on"]  # fmt: skip
+            self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                user=owner[0] if owner else None,
+                group=owner[1] if owner else None,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches only us
+            )
+        deadline = time.monotonic() + 30
+        while not self._ready():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                tail = (self.pgdata / "server.log").read_text(errors="replace").strip()
+                last = tail.splitlines()[-1] if tail else "no log"
+                self.stop()
+                raise EmbeddedPostgresError(f"PostgreSQL did not start: {last}")
+            time.sleep(0.05)
+        self._started_here = True
+        log.info("embedded PostgreSQL started on 127.0.0.1:%d", self.port)
+
+    def _ready(self) -> bool:
+        """postmaster.pid names our child and says "ready" (what pg_ctl -w waits for)."""
+        assert self._process is not None
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) > 7 and lines[0] == str(self._process.pid) and lines[7].strip() == "ready"
 
     def _ensure_database(self) -> None:
         exists = self._run(
@@ -171,9 +227,35 @@ class EmbeddedPostgres:
             )
 
     def stop(self) -> None:
-        """Stop the server if this object started it."""
-        if not self._started_here:
-            return
-        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+        """Stop the server if this object started it; give up ownership."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.send_signal(signal.SIGINT)  # "fast" shutdown
+                try:
+                    self._process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            self._process = None
+            if self._started_here:
+                log.info("embedded PostgreSQL stopped")
         self._started_here = False
-        log.info("embedded PostgreSQL stopped")
+        if self._owner_fd is not None:
+            os.close(self._owner_fd)
+            self._owner_fd = None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGINT (PostgreSQL's fast shutdown) when the parent dies,
+    even by SIGKILL. Linux only; elsewhere the next start finds and stops the orphan."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+
+
+try:  # looked up here, not in the forked child
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None

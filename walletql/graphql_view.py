@@ -7,11 +7,15 @@ import contextlib
 import time
 from datetime import timedelta
 
+from cross_web import AsyncHTTPRequestAdapter
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from schema import build_schema
 from schema.context import Context
@@ -87,8 +91,42 @@ class GraphQLView(GraphQLOverHTTP):
             if expiry is not None:
                 expiry.cancel()
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Subscriptions need the websocket: over HTTP they would only give null data."""
+        query = request_data.query
+        if isinstance(query, str) and "subscription" in query and _is_subscription(request_data):
+            scheme = "wss" if request.url.scheme == "https" else "ws"
+            websocket = str(request.url.replace(scheme=scheme, query=""))
+            error = GraphQLError(
+                f"subscriptions run over the websocket at {websocket} "
+                "(protocol graphql-transport-ws), not over HTTP",
+                extensions={"code": "BAD_USER_INPUT", "websocket": websocket},
+            )
+            return ExecutionResult(data=None, errors=[error])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+
     async def render_graphql_ide(self, request: Request) -> Response:
         from walletql.graphiql import graphiql_page
 
         page, headers = graphiql_page()
         return HTMLResponse(page, headers=headers)
+
+
+def _is_subscription(data: GraphQLRequestData) -> bool:
+    from graphql import GraphQLSyntaxError, OperationType, get_operation_ast, parse
+
+    try:
+        operation = get_operation_ast(parse(data.query or ""), data.operation_name)
+    except GraphQLSyntaxError:
+        return False  # reported as usual
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION

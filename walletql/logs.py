@@ -57,3 +57,10 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(log_handler(fmt))
     root.setLevel(level)
+    # Alembic announces each of its plugins and its context at INFO on every start, web3 each
+    # disconnect: noise for a user. Alembic's "Running upgrade" lines stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("web3").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(
+        lambda record: not record.getMessage().startswith(("Context impl", "Will assume"))
+    )

@@ -107,7 +107,11 @@ def build_chains(
     settings: Settings, client: Callable[[ChainConfig, float], Chain] = Chain
 ) -> Chains:
     configs = [ChainConfig(**c.model_dump()) for c in settings.chains]
-    return Chains(configs, settings.chain_timeout_seconds, client=client)
+    chains = Chains(
+        configs, settings.chain_timeout_seconds, client=client, data_dir=settings.data_dir
+    )
+    chains.open_embedded()
+    return chains
 
 
 async def start_core(

@@ -14,6 +14,9 @@ from db.url import DatabaseUrl, parse_database_url
 from walletql.origins import DEV_ORIGINS, OriginPolicy
 
 EMBEDDED_RPC = "embedded"
+# The checkout (where pyproject.toml is); an installed package falls back to the cwd.
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = _SOURCE_ROOT if (_SOURCE_ROOT / "pyproject.toml").exists() else Path.cwd()
 EMBEDDED_CHAIN_ID = 131277322940537  # the chain id of eth-tester's in-process EVM
 
 
@@ -156,6 +159,13 @@ class Settings(BaseSettings):
         if value is not None:
             parse_database_url(value.get_secret_value())  # DatabaseUrlError is a ValueError
         return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_of_the_checkout(cls, value: Path) -> Path:
+        """A relative data dir belongs to the checkout, not to the current directory: run from
+        anywhere, one checkout keeps one database, key and pepper."""
+        return value if value.is_absolute() else PROJECT_ROOT / value
 
     @field_validator("jwt_algorithms")
     @classmethod

@@ -1,6 +1,6 @@
 // Submit a transaction and print each status as walletql pushes it (Node, graphql-ws).
 //   cd examples/node && npm install
-//   TOKEN=$(uv run walletql token alice) node subscribe.mjs "$TOKEN" "your wallet password"
+//   TOKEN=$(uv run -q walletql token alice) node subscribe.mjs "$TOKEN" "correct horse battery staple"
 // In a browser, drop the `webSocketImpl` line: graphql-ws uses the browser's WebSocket.
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
