@@ -301,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         if args.command != "schema":
             new = "" if settings.data_dir.exists() else " (new)"
-            print(f"walletql: data directory {settings.data_dir}{new}", file=sys.stderr)
+            if settings.log_format == "json":  # every stderr line stays a JSON document
+                log.info("data directory %s%s", settings.data_dir, new)
+            else:
+                print(f"walletql: data directory {settings.data_dir}{new}", file=sys.stderr)
         return int(args.func(settings, args))
     except StartupError as exc:
         print(f"walletql: {exc}", file=sys.stderr)
