@@ -45,20 +45,27 @@ async def request(
         writer.close()
     head_part, _, body = raw.partition(b"\r\n\r\n")
     status = int(head_part.split(b" ", 2)[1]) if head_part else 0
+    # One response only: bytes after its Content-Length belong to whatever the server said
+    # next on the same connection (the unread rest of a refused body, parsed as a request).
+    if (length := _content_length(head_part)) is not None:
+        body = body[:length]
     if body[:1] in (b"{", b"["):
         return status, json.loads(body)
     return status, body.decode(errors="replace") or None
 
 
-def _complete(raw: bytes) -> bool:
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        return False
+def _content_length(head: bytes) -> int | None:
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return False
+            return int(value)
+    return None
+
+
+def _complete(raw: bytes) -> bool:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    length = _content_length(head) if sep else None
+    return length is not None and len(body) >= length
 
 
 def post_head(
