@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY_UV = python3 -m uv
 
-.PHONY: run test check fmt schema bench uv sync node browser lambda
+.PHONY: run test check fmt schema bench uv sync node browser wrk lambda
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -35,6 +35,15 @@ browser:
 	  else echo "chromium not found (install Debian's chromium as root): the browser test will be skipped (and fail in CI)"; fi; \
 	fi
 
+# The HTTP load generator of bench/ (wrk: C, one thread, so it never fights the server for
+# the CPU): Debian's package, installed when missing (as root).
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	  else echo "wrk not found (install Debian's wrk as root): bench/api_throughput.py needs it"; exit 1; fi; \
+	fi
+
 test: sync node browser
 	$(PY_UV) run --frozen --no-sync pytest
 
@@ -44,7 +53,7 @@ check: sync
 	$(PY_UV) run --frozen --no-sync mypy
 
 # Every benchmark in bench/, one after another (a few minutes); prints Markdown tables.
-bench: sync node
+bench: sync node wrk
 	$(PY_UV) run --frozen --no-sync python -m bench
 
 # The worker's AWS Lambda package for the python3.12 runtime (x86_64): dist/walletql-worker-lambda.zip.
