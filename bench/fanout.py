@@ -1,16 +1,18 @@
-"""Fan-out: one status change of one transaction, pushed to N concurrent subscribers of it.
+"""Fan-out: one status change of one transaction, pushed to N subscribers, against the floor.
 
-One ``walletql serve --no-worker`` process on anvil, one user. For each N (1 as the
-baseline, then ``--sizes``): submit a transaction (it stays QUEUED: no worker runs), open N
-graphql-transport-ws subscribers to ``transactionStatus(id: X)`` from a few client processes
-(this script's ``--client`` mode, ``websockets`` package), wait until every one has the
-initial message (the current state, QUEUED), read the server's RSS, then start ONE
-``walletql worker``: it broadcasts the transaction and commits SUBMITTED. The figure is the
-time from that event's ``at`` to the moment the LAST subscriber has it (client wall clocks,
-same machine). Also shown: the same from our own LISTEN's receipt of the NOTIFY (~ the
-commit), and the server's RSS growth per idle subscription (VmRSS before connecting and 2 s
-after the last subscriber is initialised; a garbage collection cannot be forced in the
-server from outside, and its start-up objects are frozen out of the GC by the app).
+One ``walletql serve --no-worker`` process on anvil, one user, and the floor
+(bench/fanout_floor.py: a bare Starlette app on the same uvicorn and websocket protocol that
+writes one prepared ``next`` frame to every socket), both served to the same client. For
+each N (1, then ``--sizes``), the floor's round and then walletql's: N graphql-transport-ws
+subscribers (this script's ``--client`` mode, a few processes on the ``websockets``
+package) subscribe to ``transactionStatus(id: X)`` and get the initial message; the
+server's RSS is read; then one event: for walletql ONE ``walletql worker`` broadcasts the
+transaction and commits SUBMITTED, for the floor a NOTIFY from here. The figure is the time
+from our own LISTEN's receipt of that NOTIFY (~ the commit) to the moment the LAST
+subscriber has the event (wall clocks of one machine), and the server's RSS growth per idle
+subscription (VmRSS before connecting and 2 s after the last subscriber is initialised).
+walletql / floor is printed for both, with the load average at the time: these cores are
+shared, so only same-run ratios mean much.
 
 Subscribers are connected a few at a time (``--in-flight``); a round that has not connected
 all N within ``--connect-budget`` seconds goes on with those it has, and says so.
@@ -35,16 +37,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from testkit.ws import GraphQLWS
-
-if TYPE_CHECKING:
-    import httpx
-
-    from testkit.process import ServerProcess
 
 # The client processes import only the above (a fraction of a second to start); the
 # benchmark's own imports (walletql, web3, asyncpg, ...) are made in the parent only.
@@ -167,6 +164,7 @@ async def client_main() -> None:
 
 @dataclass
 class Round:
+    server: str  # "walletql" or "floor"
     size: int
     connected: int = 0
     connect_seconds: float = 0.0
@@ -179,6 +177,7 @@ class Round:
     statuses: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     ready_at: list[float] = field(default_factory=list)
+    load: str = ""  # load average just before the event
 
     def connect_rates(self) -> tuple[float, float]:
         """Subscribers connected per second over the first and the last fifth of them."""
@@ -189,6 +188,15 @@ class Round:
         first = fifth / max(times[fifth - 1] - times[0], 1e-9)
         last = fifth / max(times[-1] - times[-fifth], 1e-9)
         return first, last
+
+    @property
+    def last_from_notify(self) -> float:
+        """Milliseconds from our LISTEN's receipt of the NOTIFY to the last delivery."""
+        return (max(self.received) - self.notified) * 1000 if self.received else float("nan")
+
+    @property
+    def kib_per_subscription(self) -> float:
+        return (self.rss_after - self.rss_before) / max(1, self.connected)
 
 
 @dataclass
@@ -238,25 +246,32 @@ async def clients(counts: Sequence[int], config: dict[str, Any]) -> AsyncIterato
         await asyncio.gather(*(client.stop() for client in started))
 
 
-async def fan_out(
-    size: int, n_clients: int, *, env: dict[str, str], api: ServerProcess, token: str,
-    tx_id: str, deflate: bool, budget: float, in_flight: int,
-    arrivals: dict[tuple[str, int], tuple[float, float]],
-) -> Round:  # fmt: skip
-    """N subscribers of ``tx_id``; then one worker, whose SUBMITTED they all receive."""
-    from bench.measure import process_cpu, rss_kib
-    from testkit.process import ServerProcess
+@dataclass
+class Target:
+    """A server under test: its process, its socket URL, and how one event is made."""
 
-    result = Round(size)
+    server: str
+    pid: int
+    ws_url: str
+    event: Callable[[str], contextlib.AbstractAsyncContextManager[Any]]  # (tx id)
+
+
+async def fan_out(
+    target: Target, size: int, n_clients: int, *, token: str, tx_id: str, deflate: bool,
+    budget: float, in_flight: int, arrivals: dict[tuple[str, int], tuple[float, float]],
+) -> Round:  # fmt: skip
+    """N subscribers of ``tx_id``; then one event, which they all receive."""
+    from bench.measure import load_average, process_cpu, rss_kib
+
+    result = Round(target.server, size)
     processes = max(1, min(n_clients, size))
     counts = [size // processes + (1 if i < size % processes else 0) for i in range(processes)]
-    ws_url = api.ws_url
     await asyncio.sleep(1.0)  # let the previous round's sockets go
-    result.rss_before = rss_kib(api.pid)
+    result.rss_before = rss_kib(target.pid)
     deadline = time.time() + budget
     config = {
-        "url": ws_url, "token": token, "tx": tx_id, "deflate": deflate, "deadline": deadline,
-        "in_flight": max(1, in_flight // processes),
+        "url": target.ws_url, "token": token, "tx": tx_id, "deflate": deflate,
+        "deadline": deadline, "in_flight": max(1, in_flight // processes),
     }  # fmt: skip
     async with clients(counts, config) as procs:
         answers = await asyncio.gather(*(c.line(budget + 60) for c in procs))
@@ -268,10 +283,11 @@ async def fan_out(
             a["started"] for a in answers
         )
         await asyncio.sleep(2.0)  # idle: the last handshakes' garbage is collected by now
-        result.rss_after = rss_kib(api.pid)
-        async with ServerProcess(env, ("worker",), strict=False):
+        result.rss_after = rss_kib(target.pid)
+        result.load = load_average()
+        async with target.event(tx_id):
             answers = await asyncio.gather(*(c.line(EVENT_TIMEOUT + 30) for c in procs))
-            cpu_after = process_cpu(api.pid)
+            cpu_after = process_cpu(target.pid)
         for answer in answers:
             result.received += answer["received"]
             result.statuses.update(answer["statuses"])
@@ -291,50 +307,94 @@ def report(rounds: Sequence[Round], deflate: bool, automine: bool, budget: float
 
     rows: list[list[Any]] = []
     for r in rounds:
-        last = (max(r.received) - r.at) * 1000 if r.received else float("nan")
-        p50 = percentile([(t - r.at) * 1000 for t in r.received], 50)
-        from_notify = (max(r.received) - r.notified) * 1000 if r.received else float("nan")
-        per_sub = (r.rss_after - r.rss_before) / max(1, r.connected)
+        p50 = percentile([(t - r.notified) * 1000 for t in r.received], 50)
         rows.append(
-            [f"{r.size:,}", f"{r.connected:,}", f"{len(r.received):,}", r.connect_seconds,
-             p50, last, from_notify, r.cpu * 1000, r.rss_before / 1024, r.rss_after / 1024,
-             per_sub]
+            [r.server, f"{r.size:,}", f"{r.connected:,}", f"{len(r.received):,}",
+             r.connect_seconds, p50, r.last_from_notify, r.cpu * 1000, r.rss_before / 1024,
+             r.rss_after / 1024, r.kib_per_subscription, r.load]
         )  # fmt: skip
     print_table(
         "Fan-out of one SUBMITTED event to N subscribers of one transaction "
         f"(client permessage-deflate {'on' if deflate else 'off'}, anvil "
-        f"{'automine' if automine else '--no-mining'})",
-        ["N", "connected", "got the event", "connect s", "p50 ms from at",
-         "last ms from at", "last ms from NOTIFY", "server CPU ms in fan-out",
-         "RSS before MiB", "RSS after MiB", "KiB per idle subscription"],
+        f"{'automine' if automine else '--no-mining'}); floor: a bare Starlette app on the "
+        "same uvicorn writing one prepared frame to every socket",
+        ["server", "N", "connected", "got the event", "connect s", "p50 ms from NOTIFY",
+         "last ms from NOTIFY", "server CPU ms in fan-out", "RSS before MiB", "RSS after MiB",
+         "KiB per idle subscription", "load average"],
         rows,
     )  # fmt: skip
     for r in rounds:
         extra = sorted(r.statuses - {"SUBMITTED"})
         if extra:
-            print(f"N={r.size:,}: the subscribers also received {', '.join(extra)}")
+            print(f"{r.server} N={r.size:,}: the subscribers also received {', '.join(extra)}")
         if r.errors:
-            print(f"N={r.size:,}: {len(r.errors)} subscribers failed, e.g. {r.errors[:3]}")
+            print(
+                f"{r.server} N={r.size:,}: {len(r.errors)} subscribers failed, e.g. {r.errors[:3]}"
+            )
         if r.connected + len(r.errors) < r.size:
             rate = r.connected / max(r.connect_seconds, 1e-9)
             print(
-                f"N={r.size:,}: only {r.connected:,} subscribers were connected and initialised "
-                f"within the {budget:.0f} s budget ({rate:,.0f}/s); the row measures those"
+                f"{r.server} N={r.size:,}: only {r.connected:,} subscribers were connected and "
+                f"initialised within the {budget:.0f} s budget ({rate:,.0f}/s); the row "
+                "measures those"
             )
     for r in rounds:
         first, last = r.connect_rates()
         if r.size >= 1000 and not math.isnan(first):
             print(
-                f"N={r.size:,}: subscribers connected {first:,.0f}/s over the first fifth, "
-                f"{last:,.0f}/s over the last fifth"
+                f"{r.server} N={r.size:,}: subscribers connected {first:,.0f}/s over the first "
+                f"fifth, {last:,.0f}/s over the last fifth"
             )
-    baseline = next((r for r in rounds if r.size == 1 and r.received), None)
-    if baseline is not None:
-        base = (max(baseline.received) - baseline.at) * 1000
-        for r in rounds:
-            if r.size > 1 and r.received:
-                last = (max(r.received) - r.at) * 1000
-                print(f"N={r.size:,}: last subscriber {last / base:,.0f}x the N=1 latency")
+    print()
+    for ours in rounds:
+        floor = next((r for r in rounds if r.server == "floor" and r.size == ours.size), None)
+        if ours.server != "walletql" or ours.size < 1000 or floor is None:
+            continue
+        time_ratio = ours.last_from_notify / floor.last_from_notify
+        memory_ratio = ours.kib_per_subscription / floor.kib_per_subscription
+        print(
+            f"N={ours.size:,} walletql / floor: last delivery from the NOTIFY {time_ratio:.2f}x "
+            f"({ours.last_from_notify:,.0f} ms / {floor.last_from_notify:,.0f} ms); "
+            f"KiB per idle subscription {memory_ratio:.2f}x "
+            f"({ours.kib_per_subscription:.1f} / {floor.kib_per_subscription:.1f}); "
+            f"load average {ours.load} / {floor.load}"
+        )
+
+
+@contextlib.asynccontextmanager
+async def floor_server(dsn: str) -> AsyncIterator[Target]:
+    """The floor (bench/fanout_floor.py) as a process of its own; its events are NOTIFYs
+    sent from here."""
+    import asyncpg
+
+    from bench.fanout_floor import FLOOR_CHANNEL
+    from testkit import ROOT
+    from testkit.net import free_port, wait_http
+    from testkit.process import stop_process
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.fanout_floor", "--port", str(port), "--dsn", dsn, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc, seconds=60)
+
+        @contextlib.asynccontextmanager
+        async def event(tx_id: str) -> AsyncIterator[None]:
+            payload = {"tx": tx_id, "seq": 2, "status": "SUBMITTED", "floor": True,
+                       "at": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+            connection = await asyncpg.connect(dsn)
+            try:
+                await connection.execute(
+                    "SELECT pg_notify($1, $2)", FLOOR_CHANNEL, json.dumps(payload)
+                )
+                yield
+            finally:
+                await connection.close()
+
+        yield Target("floor", proc.pid, f"ws://127.0.0.1:{port}/graphql", event)
+    finally:
+        await stop_process(proc, strict=False)
 
 
 async def run(
@@ -347,17 +407,26 @@ async def run(
 ) -> None:
     import httpx
 
-    from bench.measure import BENCH_ENV, bench_database, machine, notifications, process_cpu
+    from bench.fanout_floor import FLOOR_CHANNEL
+    from bench.measure import (
+        BENCH_ENV,
+        bench_database,
+        load_average,
+        machine,
+        notifications,
+        process_cpu,
+    )
     from testkit import graphql
     from testkit.anvil import Anvil
     from testkit.env import chain_of, walletql_env
-    from testkit.pipeline import CREATE_USER, PASSWORD
+    from testkit.pipeline import CREATE_USER, PASSWORD, RECIPIENT
     from testkit.postgres import asyncpg_dsn
     from testkit.process import ServerProcess
     from walletql.devauth import DevSigner
 
     print(machine())
     print(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    print(f"load average at the start: {load_average()} (other processes share these cores)")
     limit = raise_nofile()
     needed = max(sizes) + 200
     if limit < needed:
@@ -373,15 +442,25 @@ async def run(
         token = signer.mint(f"bench-fanout-{uuid.uuid4().hex[:6]}")
         chain = chain_of(anvil, bump_interval_seconds=600, deadline_seconds=900)
         env = walletql_env(url, data_dir, **BENCH_ENV, WALLETQL_CHAINS=json.dumps([chain]))
-        async with ServerProcess(env, ("serve", "--no-worker"), strict=False) as api:
+        dsn = asyncpg_dsn(url)
+        async with (
+            ServerProcess(env, ("serve", "--no-worker"), strict=False) as api,
+            floor_server(dsn) as floor,
+        ):
 
             def notified(event: dict[str, Any], received: float) -> None:
-                # The API server's CPU time when the event was committed.
-                key = (event["tx"], int(event["seq"]))
-                arrivals[key] = (received, process_cpu(api.pid))
+                # The server's CPU time when the event was committed.
+                pid = floor.pid if event.get("floor") else api.pid
+                arrivals[(event["tx"], int(event["seq"]))] = (received, process_cpu(pid))
 
+            @contextlib.asynccontextmanager
+            async def worker_event(_tx_id: str) -> AsyncIterator[None]:
+                async with ServerProcess(env, ("worker",), strict=False):
+                    yield
+
+            walletql = Target("walletql", api.pid, api.ws_url, worker_event)
             async with (
-                notifications(asyncpg_dsn(url), notified),
+                notifications(dsn, notified, FLOOR_CHANNEL),
                 httpx.AsyncClient(base_url=api.url, timeout=60) as http,
             ):
                 data = await graphql.data(
@@ -393,39 +472,28 @@ async def run(
                     json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
                           "params": [address, hex(100 * 10**18)]},
                 )  # fmt: skip
-                await fan_out_rounds(
-                    [1, *sizes], n_clients, env=env, api=api, http=http, token=token,
-                    deflate=deflate, budget=budget, in_flight=in_flight,
-                    arrivals=arrivals, rounds=rounds,
-                )  # fmt: skip
+                for size in [1, *sizes]:
+                    for target in (floor, walletql):
+                        submit = {"to": RECIPIENT, "value": "1000", "password": PASSWORD}
+                        data = await graphql.data(
+                            http, "/graphql", SUBMIT, {"i": submit}, token=token
+                        )
+                        rounds.append(
+                            await fan_out(
+                                target, size, n_clients, token=token,
+                                tx_id=data["submitTransaction"]["id"], deflate=deflate,
+                                budget=budget, in_flight=in_flight, arrivals=arrivals,
+                            )
+                        )  # fmt: skip
+                        r = rounds[-1]
+                        print(
+                            f"{r.server} N={size:,}: {r.connected:,} connected in "
+                            f"{r.connect_seconds:.1f} s, {len(r.received):,} got the event, "
+                            f"the last {r.last_from_notify:,.0f} ms after the NOTIFY "
+                            f"(load average {r.load})",
+                            flush=True,
+                        )
     report(rounds, deflate, automine, budget)
-
-
-async def fan_out_rounds(
-    sizes: Sequence[int], n_clients: int, *, env: dict[str, str], api: ServerProcess,
-    http: httpx.AsyncClient, token: str, deflate: bool, budget: float, in_flight: int,
-    arrivals: dict[tuple[str, int], tuple[float, float]], rounds: list[Round],
-) -> None:  # fmt: skip
-    """One round per size, each on a transaction of its own."""
-    from testkit import graphql
-    from testkit.pipeline import PASSWORD, RECIPIENT
-
-    for size in sizes:
-        submit = {"to": RECIPIENT, "value": "1000", "password": PASSWORD}
-        data = await graphql.data(http, "/graphql", SUBMIT, {"i": submit}, token=token)
-        tx_id = data["submitTransaction"]["id"]
-        rounds.append(
-            await fan_out(
-                size, n_clients, env=env, api=api, token=token, tx_id=tx_id,
-                deflate=deflate, budget=budget, in_flight=in_flight, arrivals=arrivals,
-            )
-        )  # fmt: skip
-        r = rounds[-1]
-        print(
-            f"N={size:,}: {r.connected:,} connected in {r.connect_seconds:.1f}"
-            f" s, {len(r.received):,} got the event",
-            flush=True,
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -150,10 +150,11 @@ def load_average() -> str:
 
 @contextlib.asynccontextmanager
 async def notifications(
-    dsn: str, on_event: Callable[[dict[str, Any], float], None]
+    dsn: str, on_event: Callable[[dict[str, Any], float], None], *channels: str
 ) -> AsyncIterator[None]:
-    """Our own LISTEN on walletql's events channel: ``on_event(event, arrival time)`` for each
-    notification (it arrives about when the event was committed)."""
+    """Our own LISTEN on walletql's events channel (and any other ``channels``):
+    ``on_event(event, arrival time)`` for each notification (it arrives about when the event
+    was committed)."""
     import asyncpg
 
     from services.events import CHANNEL
@@ -164,7 +165,8 @@ async def notifications(
         received = time.time()
         on_event(json.loads(payload), received)
 
-    await connection.add_listener(CHANNEL, on_notify)
+    for channel in (CHANNEL, *channels):
+        await connection.add_listener(channel, on_notify)
     try:
         yield
     finally:
