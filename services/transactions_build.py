@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from services.chains import BlockInfo, Chain
@@ -145,31 +145,55 @@ async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[st
 
 
 async def fill_affordable(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
-    """``fill_transaction``, and INSUFFICIENT_FUNDS (with what it needs) unless the wallet
-    can pay value + the highest gas cost the transaction allows."""
+    """The one preflight of signTransaction and submitTransaction: ``fill_transaction``, then
+    INSUFFICIENT_FUNDS (``needed``: value + gas limit * max fee; ``available``) unless the
+    wallet can pay the most the transaction can cost."""
     try:
         fields = await fill_transaction(chain, sender, req)
     except InsufficientFunds:
-        needed = await _needed_without_funds(chain, sender, req)
-        raise InsufficientFunds(
-            "the wallet cannot pay value + gas", needed=str(needed), field="value"
-        ) from None
+        # Some nodes (py-evm) refuse to estimate for a sender that cannot pay: estimate as if
+        # it could, so ``needed`` still counts the gas.
+        gas = await _gas_as_if_funded(chain, sender, req)
+        fields = await fill_transaction(chain, sender, replace(req, gas=gas or intrinsic_gas(req)))
+        if gas is None:  # only a lower bound: never sign with it
+            raise _cannot_pay(fields, (await chain.balance(sender))[0], at_least=True) from None
     balance, _ = await chain.balance(sender)
-    if balance < (needed := max_cost(fields)):
-        raise InsufficientFunds(
-            f"the wallet holds {balance} wei and needs {needed} wei (value + max gas cost)",
-            needed=str(needed), available=str(balance),
-        )  # fmt: skip
+    if balance < max_cost(fields):
+        raise _cannot_pay(fields, balance)
     return fields
 
 
-async def _needed_without_funds(chain: Chain, sender: str, req: TxRequest) -> int:
-    """What the transaction would need: gas is estimated as if sending no value."""
+def _cannot_pay(
+    fields: dict[str, Any], balance: int, *, at_least: bool = False
+) -> InsufficientFunds:
+    needed = max_cost(fields)
+    return InsufficientFunds(
+        f"the wallet holds {balance} wei and needs {'at least ' if at_least else ''}{needed} wei "
+        f"(value + gas limit {fields['gas']} * max fee per gas)",
+        needed=str(needed), available=str(balance),
+    )  # fmt: skip
+
+
+async def _gas_as_if_funded(chain: Chain, sender: str, req: TxRequest) -> int | None:
+    """The gas estimate with no value and a zero gas price, which a node answers for an empty
+    sender; None when even that fails (say, the call needs the value)."""
+    estimate: dict[str, Any] = {"from": sender, "value": 0, "data": req.data, "gasPrice": 0}
+    if req.to is not None:
+        estimate["to"] = req.to
     try:
-        fields = await fill_transaction(chain, sender, TxRequest(**{**asdict(req), "value": 0}))
-    except Exception:
-        return req.value
-    return req.value + max_cost({**fields, "value": 0})
+        return await chain.estimate_gas(estimate)
+    except (InsufficientFunds, BadUserInput):
+        return None
+
+
+def intrinsic_gas(req: TxRequest) -> int:
+    """The least gas any transaction with this data can use (EIP-2028 calldata, EIP-3860
+    init code words)."""
+    data = req.data
+    gas = MIN_GAS + sum(4 if byte == 0 else 16 for byte in data)
+    if req.to is None:
+        gas += 32_000 + 2 * ((len(data) + 31) // 32)
+    return gas
 
 
 def max_cost(fields: dict[str, Any]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from db.models import Wallet
@@ -19,7 +19,7 @@ from services.nonces import lock_next_nonce
 from services.passwords import PasswordGuard
 from services.sealing import sealed_of, store_sealed
 from services.tokens import TokenBalance, format_units, read_token
-from services.transactions_build import SignedTx, TxRequest, fill_transaction, sign_transaction
+from services.transactions_build import SignedTx, TxRequest, fill_affordable, sign_transaction
 from services.users import check_password_strength
 from services.validation import check_text
 
@@ -115,16 +115,15 @@ class WalletService:
     async def sign_transaction(
         self, uow: UnitOfWork, principal: Principal, req: TxRequest, password: str
     ) -> SignedTx:
-        """Fill in and sign a transaction; nothing is broadcast. Without a nonce, it takes and
-        reserves the wallet's next one, the same reservation submitTransaction uses. The KDF
-        and the chain calls come first; under the nonce lock it only reserves and signs."""
+        """Fill in, check funds (the preflight submitTransaction uses) and sign; nothing is
+        broadcast. Without a nonce, it takes and reserves the wallet's next one, the same
+        reservation submitTransaction uses. The KDF and the chain calls come first; under the
+        nonce lock it only reserves and signs."""
         chain = self.chains.get(req.chain_id)
         unlocked = await self.unlock(uow, principal, password)
         address = unlocked.wallet.address
         chain_next = await chain.pending_nonce(address) if req.nonce is None else req.nonce
-        tx = await fill_transaction(
-            chain, address, TxRequest(**{**asdict(req), "nonce": chain_next})
-        )
+        tx = await fill_affordable(chain, address, replace(req, nonce=chain_next))
         if req.nonce is not None:
             return sign_transaction(tx, unlocked.key, address)
         reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
