@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,19 @@ def http_jwks_fetcher(url: str, timeout: float) -> JwksFetcher:
     return fetch
 
 
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    kid: str
+    key: jwt.PyJWK
+
+
 class TokenVerifier:
+    """Verifies bearer tokens. A token that verified is remembered (``cache_size`` tokens at
+    most, least recently used out first) until its ``exp`` + leeway, and only while the key
+    that signed it is still the one the JWKS names: a client sends the same token with every
+    request, and an RS256 check costs more than the rest of a small query."""
+
     def __init__(
         self,
         jwks: JwksCache,
@@ -99,6 +112,8 @@ class TokenVerifier:
         audience: str | None,
         required_scope: str | None,
         leeway: int,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._jwks = jwks
         self._algorithms = algorithms
@@ -106,9 +121,20 @@ class TokenVerifier:
         self._audience = audience
         self._required_scope = required_scope
         self._leeway = leeway
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         """Return the caller of a valid token; raise Unauthenticated otherwise."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            if self._clock() < hit.principal.expires_at + self._leeway and (
+                await self._jwks.get(hit.kid) is hit.key
+            ):
+                self._verified.move_to_end(token)
+                return hit.principal
+            self._verified.pop(token, None)  # expired, or its key rotated: check it afresh
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -149,7 +175,12 @@ class TokenVerifier:
         scopes = _scopes(claims)
         if self._required_scope and self._required_scope not in scopes:
             raise Unauthenticated(f"token lacks scope {self._required_scope}")
-        return Principal(sub, int(claims["iat"]), int(claims["exp"]), scopes)
+        principal = Principal(sub, int(claims["iat"]), int(claims["exp"]), scopes)
+        if self._cache_size:
+            self._verified[token] = _Verified(principal, kid, key)
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return principal
 
     async def verify_header(self, authorization: str | None) -> Principal:
         """Verify an ``Authorization: Bearer …`` value."""

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
-from db.repositories import UserProfile, UserRepository, WalletRepository
+from db.repositories import UserProfile, UserRepository, WalletRepository, profile_by_sub
 from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.errors import BadUserInput, UserExists, WeakPassword
@@ -48,8 +48,8 @@ class UserService:
 
     async def me(self, uow: UnitOfWork, principal: Principal) -> UserProfile | None:
         """The caller's profile, or None before createUser."""
-        async with uow.read() as session:
-            return await UserRepository.from_session(session).profile_by_sub(principal.sub)
+        async with uow.driver() as driver:
+            return await profile_by_sub(driver, principal.sub)
 
     async def public_profile(self, uow: UnitOfWork, user_id: str) -> UserProfile | None:
         """Another user's public profile, by id; None when there is none."""

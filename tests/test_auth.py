@@ -18,6 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.auth import JwksCache, TokenVerifier
+from services.errors import Unauthenticated
 from testkit.env import make_settings
 from testkit.graphql import error_codes
 from testkit.server import LiveServer
@@ -200,3 +202,63 @@ async def test_dev_tokens_and_dev_jwks_are_off_with_an_external_jwks(
         async with httpx.AsyncClient() as client:
             response = await client.get(f"{live.url}/.well-known/jwks.json")
         assert response.status_code == 404
+
+
+# --- verified tokens are remembered, never past their expiry or their key -------------------
+
+
+def _verifier(keys: dict[str, Any], *, leeway: int = 0, cache_size: int = 16) -> TokenVerifier:
+    async def fetch() -> dict[str, Any]:
+        return keys
+
+    return TokenVerifier(
+        JwksCache(fetch, ttl=0.05, min_refetch=0),
+        algorithms=["RS256"],
+        issuer=DEV_ISSUER,
+        audience=DEV_AUDIENCE,
+        required_scope=None,
+        leeway=leeway,
+        cache_size=cache_size,
+    )
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(signer: DevSigner) -> None:
+    verifier = _verifier(signer.jwks())
+    token = signer.mint("alice", ttl=1)
+    assert (await verifier.verify(token)).sub == "alice"
+    assert (await verifier.verify(token)).sub == "alice"
+    await asyncio.sleep(
+        max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.1
+    )
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_its_key_leaves_the_jwks(
+    signer: DevSigner, tmp_path: Path
+) -> None:
+    keys = {"keys": list(signer.jwks()["keys"])}
+    verifier = _verifier(keys)
+    token = signer.mint("alice")
+    assert (await verifier.verify(token)).sub == "alice"
+    keys["keys"] = DevSigner(tmp_path / "rotated").jwks()["keys"]  # the provider rotates
+    await asyncio.sleep(0.1)  # the key set goes stale: the next request refetches it
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_a_tampered_copy_of_a_remembered_token_is_refused(signer: DevSigner) -> None:
+    verifier = _verifier(signer.jwks())
+    token = signer.mint("alice")
+    assert (await verifier.verify(token)).sub == "alice"
+    header, _payload, signature = token.split(".")
+    forged = _b64(json.dumps(_claims(sub="bob")).encode())
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        await verifier.verify(f"{header}.{forged}.{signature}")
+
+
+async def test_more_tokens_than_the_cache_holds_all_verify(signer: DevSigner) -> None:
+    verifier = _verifier(signer.jwks(), cache_size=2)
+    tokens = [signer.mint(f"user-{i}") for i in range(5)]
+    for _ in range(2):
+        assert [(await verifier.verify(t)).sub for t in tokens] == [f"user-{i}" for i in range(5)]

@@ -66,6 +66,7 @@ def build_verifier(settings: Settings, signer: DevSigner | None) -> TokenVerifie
         audience=audience,
         required_scope=settings.jwt_required_scope,
         leeway=settings.jwt_leeway_seconds,
+        cache_size=settings.jwt_cache_size,
     )
 
 

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     # Database: empty means "start the embedded PostgreSQL under data_dir".
     database_url: SecretStr | None = None
-    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_size: int = Field(default=20, ge=1)
     # serve, worker and the Lambda migrate at start instead of refusing an old schema.
     migrate_on_start: bool | None = None  # default: on when the database is embedded
 
@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=300, ge=1)
     jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
     jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Verified tokens remembered until their exp (0: verify every request's token afresh).
+    jwt_cache_size: int = Field(default=4096, ge=0)
 
     # Keys
     pepper: SecretStr | None = None  # empty: a generated file under data_dir (dev only)
