@@ -7,13 +7,9 @@ import strawberry
 
 from schema.context import Info
 from schema.scalars import BigInt, ChainId
-from schema.transaction_types import (
-    SubmitTransactionInput,
-    TransactionConnection,
-    TransactionType,
-    TransferTokenInput,
-)
-from schema.tx_inputs import tx_request
+from schema.transaction_connection import TransactionConnection
+from schema.transaction_types import TransactionType
+from schema.tx_inputs import SubmitTransactionInput, TransferTokenInput, tx_request
 from schema.wallet_types import FeeEstimateType
 from services.domain import TransactionStatus
 from services.transactions import TokenTransferRequest
@@ -51,7 +47,7 @@ async def estimate_fees(
 
 async def transaction(info: Info, id: strawberry.ID) -> TransactionType:
     ctx = info.context
-    tx = await ctx.services.transactions.get(ctx.uow, await ctx.principal(), str(id))
+    tx = await ctx.services.transaction_queries.get(ctx.uow, await ctx.principal(), str(id))
     return TransactionType.from_model(tx)
 
 
@@ -62,7 +58,7 @@ async def transactions(
     status: TransactionStatus | None = None,
 ) -> TransactionConnection:
     ctx = info.context
-    rows, has_next = await ctx.services.transactions.page(
+    rows, has_next = await ctx.services.transaction_queries.page(
         ctx.uow, await ctx.principal(), first=first, after=after, status=status
     )
     return TransactionConnection.from_page(rows, has_next)

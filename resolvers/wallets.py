@@ -8,7 +8,7 @@ from strawberry.scalars import JSON
 
 from schema.context import Info
 from schema.scalars import Address, ChainId
-from schema.tx_inputs import tx_request
+from schema.tx_inputs import SignTransactionInput, tx_request
 from schema.types import UserType
 from schema.wallet_types import (
     BalanceType,
@@ -17,7 +17,6 @@ from schema.wallet_types import (
     SignedMessageType,
     SignedTransactionType,
     SignMessageInput,
-    SignTransactionInput,
     SignTypedDataInput,
     TokenBalanceType,
 )

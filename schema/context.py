@@ -39,7 +39,7 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         """This request's DataLoaders (built on first use: most requests need none)."""
-        return Loaders(self.services.transactions, self.services.units.read_only())
+        return Loaders(self.services.transaction_queries, self.services.units.read_only())
 
     def _authorization(self) -> str | None:
         if self.connection_params is not None:

@@ -13,7 +13,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from services.records import TransactionAttempt, TransactionEvent, UnitOfWork
-from services.transactions import TransactionService
+from services.transaction_queries import TransactionQueries
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -28,7 +28,7 @@ def _batched(fetch: Callable[[list[K]], Awaitable[dict[K, V]]]) -> DataLoader[K,
 
 
 class Loaders:
-    def __init__(self, transactions: TransactionService, uow: UnitOfWork) -> None:
+    def __init__(self, transactions: TransactionQueries, uow: UnitOfWork) -> None:
         async def attempts(ids: list[uuid.UUID]) -> dict[uuid.UUID, list[TransactionAttempt]]:
             return await transactions.attempts_of(uow, ids)
 

@@ -9,7 +9,8 @@ from strawberry.scalars import JSON
 
 from resolvers import subscriptions, users, wallets
 from resolvers import transactions as tx_resolvers
-from schema.transaction_types import TransactionConnection, TransactionEventType, TransactionType
+from schema.transaction_connection import TransactionConnection
+from schema.transaction_types import TransactionEventType, TransactionType
 from schema.types import PublicUserType, UserType
 from schema.unit_of_work import mutation
 from schema.wallet_types import (

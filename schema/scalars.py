@@ -118,3 +118,8 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         parse_value=_parse_hex,
     ),
 }
+
+
+def optional_big(value: int | None) -> BigInt | None:
+    """A nullable amount as a BigInt (a column's Decimal or int, or None)."""
+    return BigInt(int(value)) if value is not None else None

@@ -9,14 +9,15 @@ from typing import Any
 
 import strawberry
 
+from schema.attempt_types import TokenTransferType, TransactionAttemptType
 from schema.context import Info
 from schema.enums import AttemptKind, TransactionErrorCode, TxType
-from schema.scalars import Address, BigInt, ChainId, Hex
+from schema.scalars import Address, BigInt, ChainId, Hex, optional_big
 from services.domain import TransactionStatus
 from services.hub import EventView
 from services.records import Transaction, TransactionAttempt, TransactionEvent
 from services.token_transfers import decode_transfer, token_metadata
-from services.transactions import encode_cursor, sent_attempts
+from services.transaction_queries import sent_attempts
 
 # The domain enum is the GraphQL enum: one list of statuses.
 strawberry.enum(TransactionStatus, name="TransactionStatus")
@@ -25,7 +26,7 @@ strawberry.enum(TransactionStatus, name="TransactionStatus")
 async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
     ctx = info.context
     principal = await ctx.principal()
-    tx = await ctx.services.transactions.get(ctx.uow, principal, str(root.transaction_id))
+    tx = await ctx.services.transaction_queries.get(ctx.uow, principal, str(root.transaction_id))
     return TransactionType.from_model(tx)
 
 
@@ -64,44 +65,6 @@ class TransactionErrorType:
     message: str
 
 
-@strawberry.type(name="TransactionAttempt")
-class TransactionAttemptType:
-    kind: AttemptKind
-    rung: int = strawberry.field(
-        description="0 is the original; k is the k-th fee bump (for a CANCEL: the bump it outbids)."
-    )
-    hash: Hex
-    max_fee_per_gas: BigInt | None
-    max_priority_fee_per_gas: BigInt | None
-    gas_price: BigInt | None
-    sent_at: datetime | None = strawberry.field(description="Null until broadcast.")
-
-    @classmethod
-    def from_model(cls, m: TransactionAttempt) -> TransactionAttemptType:
-        return cls(
-            kind=AttemptKind(m.kind),
-            rung=m.rung,
-            hash=Hex(m.hash),
-            max_fee_per_gas=_big(m.max_fee_per_gas),
-            max_priority_fee_per_gas=_big(m.max_priority_fee_per_gas),
-            gas_price=_big(m.gas_price),
-            sent_at=m.sent_at,
-        )
-
-
-@strawberry.type(name="TokenTransfer")
-class TokenTransferType:
-    token: Address
-    symbol: str | None = strawberry.field(description="Null if the token does not say.")
-    decimals: int | None = strawberry.field(description="Null if the token does not say.")
-    amount: BigInt = strawberry.field(description="In the token's base units.")
-    to: Address = strawberry.field(description="The recipient of the tokens.")
-
-
-def _big(value: int | None) -> BigInt | None:
-    return BigInt(int(value)) if value is not None else None
-
-
 async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
     return [Hex(a.hash) for a in sent_attempts(await root._attempts(info))]
 
@@ -122,17 +85,19 @@ async def _replaced_by_cancel(root: TransactionType, info: Info) -> bool:
 
 async def _max_fee(root: TransactionType, info: Info) -> BigInt | None:
     live = await root._live(info)
-    return _big(live.max_fee_per_gas if live else root._model.max_fee_per_gas)
+    return optional_big(live.max_fee_per_gas if live else root._model.max_fee_per_gas)
 
 
 async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
     live = await root._live(info)
-    return _big(live.max_priority_fee_per_gas if live else root._model.max_priority_fee_per_gas)
+    return optional_big(
+        live.max_priority_fee_per_gas if live else root._model.max_priority_fee_per_gas
+    )
 
 
 async def _gas_price(root: TransactionType, info: Info) -> BigInt | None:
     live = await root._live(info)
-    return _big(live.gas_price if live else root._model.gas_price)
+    return optional_big(live.gas_price if live else root._model.gas_price)
 
 
 async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
@@ -311,72 +276,14 @@ class TransactionType:
             type=TxType.of(m.tx_type),
             hash=Hex(m.hash) if m.hash else None,
             gas_limit=BigInt(int(m.gas_limit)),
-            block_number=_big(m.block_number),
+            block_number=optional_big(m.block_number),
             block_hash=Hex(m.block_hash) if m.block_hash else None,
             fee=fee,
-            gas_used=_big(m.gas_used),
-            effective_gas_price=_big(m.effective_gas_price),
+            gas_used=optional_big(m.gas_used),
+            effective_gas_price=optional_big(m.effective_gas_price),
             error=error,
             created_at=m.created_at,
             updated_at=m.updated_at,
             _model=m,
             _loaded={},
         )
-
-
-@strawberry.type(name="TransactionEdge")
-class TransactionEdge:
-    cursor: str
-    node: TransactionType
-
-
-@strawberry.type(name="PageInfo")
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type(name="TransactionConnection")
-class TransactionConnection:
-    edges: list[TransactionEdge]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, rows: list[Transaction], has_next: bool) -> TransactionConnection:
-        edges = [
-            TransactionEdge(cursor=encode_cursor(t), node=TransactionType.from_model(t))
-            for t in rows
-        ]
-        end = edges[-1].cursor if edges else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=end))
-
-
-@strawberry.input(name="SubmitTransactionInput")
-class SubmitTransactionInput:
-    password: str
-    to: Address | None = strawberry.field(
-        default=None, description="Leave out to deploy a contract: data is its init code."
-    )
-    chain_id: ChainId | None = None
-    value: BigInt | None = None
-    data: Hex | None = None
-    gas: BigInt | None = None
-    max_fee_per_gas: BigInt | None = None
-    max_priority_fee_per_gas: BigInt | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="Retry-safe key: the same key and input return the same transaction.",
-    )
-
-
-@strawberry.input(name="TransferTokenInput")
-class TransferTokenInput:
-    token: Address = strawberry.field(description="The ERC-20 contract.")
-    to: Address = strawberry.field(description="Who receives the tokens.")
-    amount: BigInt = strawberry.field(description="In the token's base units (see decimals).")
-    password: str
-    chain_id: ChainId | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="Retry-safe key: the same key and input return the same transaction.",
-    )

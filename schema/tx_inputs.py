@@ -1,12 +1,64 @@
-"""The one mapper from the transaction inputs to the service's request."""
+"""The transaction inputs, and the one mapper from them to the service's request."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from schema.transaction_types import SubmitTransactionInput
-from schema.wallet_types import SignTransactionInput
+import strawberry
+
+from schema.enums import TxType
+from schema.scalars import Address, BigInt, ChainId, Hex
 from services.transactions_build import TxRequest
+
+
+@strawberry.input(name="SignTransactionInput")
+class SignTransactionInput:
+    password: str
+    to: Address | None = strawberry.field(
+        default=None, description="Leave out to deploy a contract: data is its init code."
+    )
+    chain_id: ChainId | None = None
+    value: BigInt | None = None
+    data: Hex | None = None
+    gas: BigInt | None = None
+    nonce: BigInt | None = None
+    max_fee_per_gas: BigInt | None = None
+    max_priority_fee_per_gas: BigInt | None = None
+    gas_price: BigInt | None = None
+    type: TxType | None = strawberry.field(
+        default=None, description="Default: EIP1559 where the chain has a base fee."
+    )
+
+
+@strawberry.input(name="SubmitTransactionInput")
+class SubmitTransactionInput:
+    password: str
+    to: Address | None = strawberry.field(
+        default=None, description="Leave out to deploy a contract: data is its init code."
+    )
+    chain_id: ChainId | None = None
+    value: BigInt | None = None
+    data: Hex | None = None
+    gas: BigInt | None = None
+    max_fee_per_gas: BigInt | None = None
+    max_priority_fee_per_gas: BigInt | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retry-safe key: the same key and input return the same transaction.",
+    )
+
+
+@strawberry.input(name="TransferTokenInput")
+class TransferTokenInput:
+    token: Address = strawberry.field(description="The ERC-20 contract.")
+    to: Address = strawberry.field(description="Who receives the tokens.")
+    amount: BigInt = strawberry.field(description="In the token's base units (see decimals).")
+    password: str
+    chain_id: ChainId | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retry-safe key: the same key and input return the same transaction.",
+    )
 
 
 def tx_request(input: SignTransactionInput | SubmitTransactionInput) -> TxRequest:

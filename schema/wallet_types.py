@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.enums import SignedEncoding, TokenErrorCode, TxType
-from schema.scalars import Address, BigInt, ChainId, Hex
+from schema.scalars import Address, BigInt, ChainId, Hex, optional_big
 from services.chains import ChainConfig
 from services.tokens import TokenBalance
 from services.transactions import FeeEstimate
@@ -119,9 +119,6 @@ class SignedTransactionType:
     def from_model(cls, m: SignedTx) -> SignedTransactionType:
         f = m.fields
 
-        def big(name: str) -> BigInt | None:
-            return BigInt(int(f[name])) if f.get(name) is not None else None
-
         return cls(
             raw=Hex("0x" + m.raw.hex()),
             hash=Hex(m.hash),
@@ -133,9 +130,9 @@ class SignedTransactionType:
             gas=BigInt(int(f["gas"])),
             chain_id=ChainId(m.chain_id),
             type=TxType.of(m.tx_type),
-            max_fee_per_gas=big("maxFeePerGas"),
-            max_priority_fee_per_gas=big("maxPriorityFeePerGas"),
-            gas_price=big("gasPrice"),
+            max_fee_per_gas=optional_big(f.get("maxFeePerGas")),
+            max_priority_fee_per_gas=optional_big(f.get("maxPriorityFeePerGas")),
+            gas_price=optional_big(f.get("gasPrice")),
         )
 
 
@@ -156,16 +153,13 @@ class FeeEstimateType:
 
     @classmethod
     def from_model(cls, m: FeeEstimate) -> FeeEstimateType:
-        def big(value: int | None) -> BigInt | None:
-            return BigInt(value) if value is not None else None
-
         return cls(
             chain_id=ChainId(m.chain_id),
             type=TxType.of(m.caps.tx_type),
-            base_fee_per_gas=big(m.caps.base_fee),
-            max_fee_per_gas=big(m.caps.max_fee_per_gas),
-            max_priority_fee_per_gas=big(m.caps.max_priority_fee_per_gas),
-            gas_price=big(m.caps.gas_price),
+            base_fee_per_gas=optional_big(m.caps.base_fee),
+            max_fee_per_gas=optional_big(m.caps.max_fee_per_gas),
+            max_priority_fee_per_gas=optional_big(m.caps.max_priority_fee_per_gas),
+            gas_price=optional_big(m.caps.gas_price),
             gas=BigInt(m.gas),
             max_cost=BigInt(m.max_cost),
         )
@@ -193,25 +187,6 @@ class SignedMessageType:
             address=Address(m.address),
             encoding=SignedEncoding(m.encoding),
         )
-
-
-@strawberry.input(name="SignTransactionInput")
-class SignTransactionInput:
-    password: str
-    to: Address | None = strawberry.field(
-        default=None, description="Leave out to deploy a contract: data is its init code."
-    )
-    chain_id: ChainId | None = None
-    value: BigInt | None = None
-    data: Hex | None = None
-    gas: BigInt | None = None
-    nonce: BigInt | None = None
-    max_fee_per_gas: BigInt | None = None
-    max_priority_fee_per_gas: BigInt | None = None
-    gas_price: BigInt | None = None
-    type: TxType | None = strawberry.field(
-        default=None, description="Default: EIP1559 where the chain has a base fee."
-    )
 
 
 @strawberry.input(name="SignMessageInput")

@@ -2,9 +2,9 @@
 
 Every chain speaks Ethereum JSON-RPC through a transport (``services/rpc.py``): HTTP for a
 node, or the in-process EVM of the embedded default (``services/embedded_evm.py``). This
-module holds the RPC logic once for both: value formats, revert reasons, what a failure
-means. It needs neither web3 nor eth-abi, so the worker (and its Lambda package) runs
-without them.
+module holds the RPC logic once for both: the calls and what a failure means (value formats
+and revert reasons: ``services/rpc_values.py``). It needs neither web3 nor eth-abi, so the
+worker (and its Lambda package) runs without them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import BadUserInput, ChainUnavailable, InsufficientFunds
 from services.rpc import RpcError, Transport, TransportFailed
+from services.rpc_values import is_revert, quantity, revert_message, rpc_transaction, to_hex
 
 if TYPE_CHECKING:
     from services.devchain import ChainJournal
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 EMBEDDED_RPC = "embedded"
 # How nodes say "the sender cannot pay" (geth, anvil; py-evm has two wordings).
 _CANNOT_PAY = ("insufficient funds", "insufficient balance", "cannot afford", "enough balance")
-# Error(string) and Panic(uint256): how Solidity encodes a revert.
-_ERROR_SELECTOR = "08c379a0"
-_PANIC_SELECTOR = "4e487b71"
 # Integer fields of a receipt, as hex quantities over JSON-RPC.
 _RECEIPT_INTS = (
     "blockNumber", "gasUsed", "effectiveGasPrice", "status", "cumulativeGasUsed",
@@ -73,56 +71,6 @@ class BlockInfo:
 
 class NodeRejected(Exception):
     """The node answered with an error (not a transport failure)."""
-
-
-def quantity(value: Any) -> int:
-    """A JSON-RPC quantity ("0x1a") as an int; the in-process EVM answers with ints."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
-    raise ValueError(f"not a quantity: {value!r}")
-
-
-def to_hex(value: int | bytes | str) -> str:
-    if isinstance(value, bool):
-        raise TypeError("a bool is not a quantity")
-    if isinstance(value, int):
-        return hex(value)
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return value
-
-
-def rpc_transaction(tx: dict[str, Any]) -> dict[str, Any]:
-    """A transaction or call as JSON-RPC wants it: quantities and bytes as 0x-hex."""
-    return {
-        key: to_hex(value) for key, value in tx.items() if value is not None and key != "chainId"
-    }
-
-
-def revert_message(error: RpcError) -> str:
-    """The node's message, with the contract's reason decoded from the revert data."""
-    data = error.data
-    if isinstance(data, dict):  # some nodes nest it: {"data": {"data": "0x…"}}
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        payload = data[2:]
-        try:
-            if payload.startswith(_ERROR_SELECTOR):
-                body = bytes.fromhex(payload[8:])
-                length = int.from_bytes(body[32:64], "big")
-                reason = body[64 : 64 + length].decode("utf-8", errors="replace")
-                return f"execution reverted: {reason}"
-            if payload.startswith(_PANIC_SELECTOR):
-                return f"execution reverted: panic code {hex(int(payload[8:] or '0', 16))}"
-        except ValueError:
-            pass
-    return error.message or "execution reverted"
-
-
-def is_revert(error: RpcError) -> bool:
-    return error.code == 3 or "revert" in error.message.lower()
 
 
 def _connect(config: ChainConfig, timeout: float, journal: ChainJournal | None) -> Transport:

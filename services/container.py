@@ -10,6 +10,7 @@ from services.chains import Chains
 from services.faucet import Faucet
 from services.keys import KeyVault
 from services.live import LiveService
+from services.transaction_queries import TransactionQueries
 from services.transactions import TransactionService
 from services.users import UserService
 from services.wallets import WalletService
@@ -25,4 +26,5 @@ class Services:
     wallets: WalletService
     faucet: Faucet | None  # dev mode only
     transactions: TransactionService
+    transaction_queries: TransactionQueries
     live: LiveService

@@ -13,7 +13,7 @@ from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.errors import NotFound, RateLimited
 from services.hub import CATCH_UP, CatchUp, EventHub, EventView, Subscriber
-from services.transactions import TransactionService
+from services.transaction_queries import TransactionQueries
 from services.users import user_id_of
 
 PAGE = 500
@@ -40,7 +40,7 @@ class LiveService:
     """Event streams. Each read (the backlog, a catch-up) is its own short read session of
     the subscription's read-only unit of work: nothing is held while a stream waits."""
 
-    def __init__(self, hub: EventHub, transactions: TransactionService) -> None:
+    def __init__(self, hub: EventHub, transactions: TransactionQueries) -> None:
         self._hub = hub
         self._transactions = transactions
 

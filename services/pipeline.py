@@ -14,7 +14,7 @@ from db.models import Transaction, TransactionAttempt
 from db.transactions_repo import TransactionRepository
 from db.unit_of_work import UnitOfWork
 from services import metrics
-from services.broadcast import Outcome, Step, broadcast
+from services.broadcast import Outcome, Step, broadcast, hex_of
 from services.chains import Chains
 from services.domain import AttemptKind, CancelReason, TransactionStatus
 from services.errors import BadUserInput
@@ -128,17 +128,15 @@ class TransactionProcessor:
 
     async def _start(self, step: Step) -> float | None:
         tx = step.tx
-        blockers = await TransactionRepository.from_session(step.uow.session).earlier_open_nonces(
-            tx
-        )
+        repo = TransactionRepository.from_session(step.uow.session)
+        blockers = await repo.earlier_open_nonces(tx)
         gaps = [b for b in blockers if b.status is not S.QUEUED]
         if gaps:
             await self._report_gap(step, gaps[0])
             return self._interval
         if blockers and step.chain.config.embedded:
-            return (
-                self._interval
-            )  # the in-process EVM refuses future nonces; JSON-RPC nodes queue them
+            # The in-process EVM refuses future nonces; JSON-RPC nodes queue them.
+            return self._interval
         original = step.attempt(SEND, tx.current_rung)
         assert original is not None
         outcome, message = await broadcast(step, original)
@@ -167,7 +165,7 @@ class TransactionProcessor:
 
     async def _nonce_used(self, step: Step) -> float | None:
         """The node says the nonce is taken: by one of our rungs (mined), or by someone else."""
-        if found := await self._mined_receipt(step, everything=True):
+        if found := await step.mined_receipt(everything=True):
             return await self._on_mined(step, *found)
         await self._nonce_taken(step)
         return None
@@ -178,21 +176,9 @@ class TransactionProcessor:
         tx.error_message = f"nonce {tx.nonce} was used by another transaction"
         await record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
 
-    async def _mined_receipt(
-        self, step: Step, *, everything: bool = False
-    ) -> tuple[TransactionAttempt, dict[str, Any]] | None:
-        """A receipt for one of our attempts: those we recorded as sent, or (``everything``)
-        any pre-signed rung, since a broadcast may have happened without its record."""
-        candidates = [a for a in step.attempts.values() if everything or a.sent_at is not None]
-        for attempt in sorted(candidates, key=lambda a: (a.kind is not CANCEL, -a.rung)):
-            receipt = await step.chain.receipt(attempt.hash)
-            if receipt is not None and receipt.get("blockNumber") is not None:
-                return attempt, receipt
-        return None
-
     async def _follow_pending(self, step: Step) -> float | None:
         tx = step.tx
-        if found := await self._mined_receipt(step):
+        if found := await step.mined_receipt():
             return await self._on_mined(step, *found)
         bump_base = tx.last_bump_at or tx.submitted_at or step.now
         bump_due = step.now >= bump_base + timedelta(
@@ -210,20 +196,10 @@ class TransactionProcessor:
                 log.warning("fee bump of %s refused: %s", tx.id, message)
         else:
             # The node may have dropped it: send the latest bytes again.
-            outcome, _ = await broadcast(step, self._latest_sent(step))
+            outcome, _ = await broadcast(step, step.latest_sent())
         if outcome is Outcome.NONCE_USED:
             return await self._nonce_used(step)
         return self._interval
-
-    def _latest_sent(self, step: Step) -> TransactionAttempt:
-        tx = step.tx
-        if tx.cancel_rung is not None:
-            cancel = step.attempt(CANCEL, tx.cancel_rung)
-            assert cancel is not None
-            return cancel
-        send = step.attempt(SEND, tx.current_rung)
-        assert send is not None
-        return send
 
     async def _send_cancel(self, step: Step, reason: CancelReason) -> Outcome:
         tx = step.tx
@@ -252,7 +228,7 @@ class TransactionProcessor:
                 log.info("cannot fill nonce %s of %s yet: %s", tx.nonce, tx.from_address, message)
                 return self._interval
             tx.cancel_rung = 0
-        found = await self._mined_receipt(step, everything=True)
+        found = await step.mined_receipt(everything=True)
         return None if found else self._interval
 
     async def _on_mined(
@@ -261,7 +237,7 @@ class TransactionProcessor:
         tx = step.tx
         tx.hash = attempt.hash
         tx.block_number = int(receipt["blockNumber"])
-        tx.block_hash = _hex(receipt["blockHash"])
+        tx.block_hash = hex_of(receipt["blockHash"])
         tx.gas_used = int(receipt["gasUsed"])
         tx.effective_gas_price = int(receipt.get("effectiveGasPrice") or 0) or None
         if attempt.kind is CANCEL:
@@ -289,13 +265,9 @@ class TransactionProcessor:
                 step.uow, tx, S.SUBMITTED, "REORG: the block holding it was replaced"
             )
             return self._interval
-        tx.block_number, tx.block_hash = int(receipt["blockNumber"]), _hex(receipt["blockHash"])
+        tx.block_number, tx.block_hash = int(receipt["blockNumber"]), hex_of(receipt["blockHash"])
         confirmations = await step.chain.block_number() - tx.block_number + 1
         if confirmations >= step.chain.config.confirmations:
             await record_event(step.uow, tx, S.CONFIRMED)
             return None
         return self._interval
-
-
-def _hex(value: Any) -> str:
-    return value if isinstance(value, str) else "0x" + bytes(value).hex()

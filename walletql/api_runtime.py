@@ -16,6 +16,7 @@ from services.keys import KdfParams, KeyVault
 from services.listener import PostgresListener
 from services.live import LiveService
 from services.passwords import PasswordGuard
+from services.transaction_queries import TransactionQueries
 from services.transactions import TransactionService
 from services.users import UserService
 from services.wallets import WalletService
@@ -97,11 +98,13 @@ async def start_api(
         clock=core.clock,
     )
     wallets = WalletService(vault, guard, chains, settings.export_max_token_age_seconds)
+    queries = TransactionQueries(chains)
     transactions = TransactionService(
         wallets,
         chains,
         core.queue,
         core.processor,
+        queries,
         bump_rungs=settings.fee_bump_rungs,
         clock=core.clock,
     )
@@ -115,6 +118,7 @@ async def start_api(
         wallets=wallets,
         faucet=faucet,
         transactions=transactions,
-        live=LiveService(hub, transactions),
+        transaction_queries=queries,
+        live=LiveService(hub, queries),
     )
     return ApiRuntime(core, services, hub)

@@ -10,12 +10,12 @@ import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from socketserver import BaseServer
 from types import FrameType
 from typing import Any
 
 from db.url import DatabaseUrl, parse_database_url
+from walletql.dev_commands import cmd_faucet, cmd_token
 from walletql.logs import configure_logging
 from walletql.settings import Settings
 from walletql.startup import StartupError, load_settings
@@ -197,47 +197,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         # Upgrades a database that is behind; refuses one migrated by newer code.
         check_schema(settings, url, migrate=True)
     print("database is at the latest migration", file=sys.stderr)
-    return 0
-
-
-def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.dev_auth:
-        print(
-            "walletql token signs dev tokens only while WALLETQL_JWKS_URL is unset; "
-            "get tokens from your auth provider instead",
-            file=sys.stderr,
-        )
-        return 2
-    from walletql.devauth import DevSigner
-
-    print(DevSigner(settings.data_dir).mint(args.sub, ttl=args.ttl))
-    return 0
-
-
-def cmd_faucet(settings: Settings, args: argparse.Namespace) -> int:
-    import httpx
-
-    from walletql.devauth import DevSigner
-
-    try:
-        wei = int(Decimal(args.amount) * 10**18)
-    except ArithmeticError:
-        print(f"not an amount of ether: {args.amount}", file=sys.stderr)
-        return 2
-    token = DevSigner(settings.data_dir).mint("walletql-faucet", ttl=60)
-    url = f"http://{settings.host}:{settings.port}/dev/faucet"
-    body: dict[str, Any] = {"address": args.address, "wei": str(wei)}
-    if args.chain_id is not None:
-        body["chainId"] = args.chain_id
-    try:
-        response = httpx.post(url, json=body, headers={"authorization": f"Bearer {token}"})
-    except httpx.TransportError:
-        print(f"no walletql server answers at {url}: start it with `make run`", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"faucet refused: {response.text}", file=sys.stderr)
-        return 1
-    print(f"sent {args.amount} ETH to {args.address}")
     return 0
 
 
