@@ -6,6 +6,8 @@ and nothing imports this module unless a chain's ``rpc_url`` is ``embedded``.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from services.rpc import RpcError
@@ -25,29 +27,43 @@ def available() -> bool:
 class EmbeddedTransport:
     """Requests go through web3's eth-tester middleware (JSON-RPC names and shapes in and
     out); eth-tester raises where a node would answer with an error, so those become
-    ``RpcError`` here."""
+    ``RpcError`` here.
+
+    py-evm is pure Python (a gas estimate is a binary search of whole executions, several
+    ms), so every request runs in one thread of its own, never on the event loop: the loop
+    gets the interpreter back at every switch interval, and one thread keeps the chain's
+    requests in order."""
 
     def __init__(self, journal: ChainJournal | None = None) -> None:
         """With a journal, its transactions are mined again first, and every transaction
         accepted later is appended to it (services/devchain.py)."""
         if not available():
             raise RuntimeError(EXTRA_HINT)
-        from web3 import AsyncWeb3
-        from web3.providers.eth_tester import AsyncEthereumTesterProvider
+        from web3 import Web3
+        from web3.providers.eth_tester import EthereumTesterProvider
 
-        provider = AsyncEthereumTesterProvider()
+        provider = EthereumTesterProvider()
         self._journal = journal
         if journal is not None:
             from services.devchain import replay
 
             replay(provider.ethereum_tester, journal)
-        self._w3 = AsyncWeb3(provider)
+        self._w3 = Web3(provider)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evm")
+
+    def _send(self, method: str, params: list[Any]) -> Any:
+        send = self._w3.provider.request_func(self._w3, self._w3.middleware_onion)
+        response = send(method, params)
+        accepted = method == "eth_sendRawTransaction" and "error" not in response
+        if accepted and self._journal is not None:
+            # Accepted (and mined): durable before the caller hears of it.
+            self._journal.append(bytes.fromhex(str(params[0])[2:]))
+        return response
 
     async def request(self, method: str, params: list[Any]) -> Any:
-        provider = self._w3.provider
-        send = await provider.request_func(self._w3, self._w3.middleware_onion)
+        loop = asyncio.get_running_loop()
         try:
-            response = await send(method, params)
+            response = await loop.run_in_executor(self._thread, self._send, method, params)
         except Exception as exc:
             from services.devchain import refusal_message
 
@@ -60,10 +76,7 @@ class EmbeddedTransport:
             error = response["error"]
             message = refusal_message(str(error.get("message", "")))
             raise RpcError(int(error.get("code", -32000)), message)
-        if method == "eth_sendRawTransaction" and self._journal is not None:
-            # Accepted (and mined): durable before the caller hears of it.
-            self._journal.append(bytes.fromhex(str(params[0])[2:]))
         return response.get("result")
 
     async def close(self) -> None:
-        return None
+        self._thread.shutdown(wait=True)

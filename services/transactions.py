@@ -4,6 +4,7 @@ pre-signed transaction and enqueues it. Reading them back: services/transaction_
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -110,7 +111,8 @@ class TransactionService:
         fields = await fill_affordable(
             chain, address, TxRequest(**{**asdict(req), "nonce": chain_next})
         )
-        ladder = build_ladder(fields, unlocked.key, address, self._rungs)
+        # Twelve signatures or so: off the event loop, like the KDF.
+        ladder = await asyncio.to_thread(build_ladder, fields, unlocked.key, address, self._rungs)
 
         nonce_row = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
         # The lock serialises this wallet's submits: a concurrent twin may have committed.
@@ -122,7 +124,9 @@ class TransactionService:
             return existing
         if nonce_row.next_nonce != chain_next:  # our own submits are ahead of the chain's count
             fields = {**fields, "nonce": nonce_row.next_nonce}
-            ladder = build_ladder(fields, unlocked.key, address, self._rungs)
+            ladder = await asyncio.to_thread(
+                build_ladder, fields, unlocked.key, address, self._rungs
+            )
         tx = await self._store(uow, principal, req, fingerprint, chain, unlocked, fields, ladder)
         nonce_row.next_nonce = tx.nonce + 1
         await uow.session.flush()

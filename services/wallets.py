@@ -125,9 +125,11 @@ class WalletService:
         chain_next = await chain.pending_nonce(address) if req.nonce is None else req.nonce
         tx = await fill_affordable(chain, address, replace(req, nonce=chain_next))
         if req.nonce is not None:
-            return sign_transaction(tx, unlocked.key, address)
+            return await asyncio.to_thread(sign_transaction, tx, unlocked.key, address)
         reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
-        signed = sign_transaction({**tx, "nonce": reserved.next_nonce}, unlocked.key, address)
+        signed = await asyncio.to_thread(
+            sign_transaction, {**tx, "nonce": reserved.next_nonce}, unlocked.key, address
+        )
         reserved.next_nonce = signed.nonce + 1
         await uow.session.flush()
         return signed
@@ -173,7 +175,8 @@ class WalletService:
         from eth_account import Account
 
         unlocked = await self.unlock(uow, principal, password)
-        signed = Account.sign_message(signable, unlocked.key)
+        # ECDSA and eth-account's encoding: off the event loop, like the KDF.
+        signed = await asyncio.to_thread(Account.sign_message, signable, unlocked.key)
         return SignedMessage(
             "0x" + bytes(signed.signature).hex(),
             "0x" + bytes(signed.message_hash).hex(),

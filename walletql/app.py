@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from walletql.recursion import pin_recursion_limit
 from walletql.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class State(TypedDict):
@@ -57,6 +59,9 @@ def create_app(
         worker = asyncio.create_task(runtime.core.run_worker(stop)) if run_worker else None
         gc.collect()
         gc.freeze()  # start-up objects never die: keep them out of every GC pass
+        # CPU-bound Python in threads (the in-process EVM, signing) hands the interpreter
+        # back to the event loop within 1 ms instead of 5: a query waits less behind them.
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             yield {
                 "services": runtime.services,
