@@ -30,15 +30,19 @@ class SignedEncoding(Enum):
 
 @strawberry.enum(
     name="TransactionErrorCode",
-    description="Why a transaction FAILED. REVERTED: mined, but the call reverted. REJECTED: "
-    "the node refused it (say, too little balance). NONCE_CONFLICT: another transaction took "
-    "its nonce. DEAD_LETTER: the queue gave up on it after repeated failures.",
+    description="Why a transaction FAILED, or, on one not final yet, what the worker is "
+    "retrying past (cleared once the node takes it). REVERTED: mined, but the call reverted. "
+    "REJECTED: the node refused it (say, too little balance), in the node's words. "
+    "NONCE_CONFLICT: a transaction walletql did not send took its nonce. DEAD_LETTER: the "
+    "queue gave up on it after repeated failures (with the last error seen). RETRYING: a look "
+    "at it failed (an error, or the chain not answering) and comes again.",
 )
 class TransactionErrorCode(Enum):
     REVERTED = "REVERTED"
     REJECTED = "REJECTED"
     NONCE_CONFLICT = "NONCE_CONFLICT"
     DEAD_LETTER = "DEAD_LETTER"
+    RETRYING = "RETRYING"
 
 
 @strawberry.enum(

@@ -11,6 +11,7 @@ from typing import Any
 
 from db.models import Transaction, TransactionAttempt
 from db.unit_of_work import UnitOfWork
+from services.causes import clear_live_error
 from services.chains import Chain, NodeRejected
 from services.domain import AttemptKind
 
@@ -78,6 +79,7 @@ async def broadcast(step: Step, attempt: TransactionAttempt) -> tuple[Outcome, s
         outcome = Outcome.SENT
     if attempt.sent_at is None:
         attempt.sent_at = step.now  # every hash we send is recorded
+    clear_live_error(step.tx)  # the node holds it now: an earlier refusal is past
     return outcome, ""
 
 

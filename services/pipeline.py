@@ -4,7 +4,6 @@ Nothing here waits in place; the caller re-enqueues the id with the returned del
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,12 +14,22 @@ from db.transactions_repo import TransactionRepository
 from db.unit_of_work import UnitOfWork
 from services import metrics
 from services.broadcast import Outcome, Step, broadcast, hex_of
+from services.causes import (
+    CANCEL_REFUSED,
+    FEE_BUMP_REFUSED,
+    NONCE_GAP,
+    REJECTED,
+    RETRYING,
+    clear_live_error,
+    last_error,
+    note,
+    words,
+)
 from services.chains import Chains
 from services.domain import AttemptKind, CancelReason, TransactionStatus
 from services.errors import BadUserInput
 from services.events import record_event
 
-log = logging.getLogger(__name__)
 S = TransactionStatus
 SEND, CANCEL = AttemptKind.SEND, AttemptKind.CANCEL
 
@@ -64,21 +73,32 @@ class TransactionProcessor:
             return None
         if tx.next_check_at is not None:
             metrics.WORKER_LAG.observe(max(0.0, (now - tx.next_check_at).total_seconds()))
+        clear_live_error(tx, frozenset({RETRYING}))  # this look gets through, or rolls back
         step = await self._step(uow, tx)
         delay = await self._advance(step)
         tx.tracking = delay is not None
         tx.next_check_at = step.now + timedelta(seconds=delay) if delay is not None else None
         return delay
 
-    async def dead_letter(self, uow: UnitOfWork, tx_id: uuid.UUID, reason: str) -> None:
-        """A message for this transaction failed too often: fail it, stop tracking it."""
+    async def dead_letter(self, uow: UnitOfWork, tx_id: uuid.UUID, reason: str) -> str:
+        """A message for this transaction failed too often: fail it, stop tracking it. Returns
+        the reason with the last error seen, which the dead letter carries too."""
         tx = await TransactionRepository.from_session(uow.session).lock(tx_id)
         if tx is None:
-            return
+            return reason
+        if last := last_error(tx):
+            reason = f"{reason}; last error: {last}"
         if not tx.status.is_final:
             tx.error_code, tx.error_message = "DEAD_LETTER", reason
             await record_event(uow, tx, S.FAILED, f"DEAD_LETTER: {reason}")
         tx.tracking = False
+        return reason
+
+    async def note_retry(self, uow: UnitOfWork, tx_id: uuid.UUID, cause: str) -> None:
+        """A look at this transaction failed and will be tried again: tell its owner why."""
+        tx = await TransactionRepository.from_session(uow.session).lock(tx_id, skip_locked=True)
+        if tx is not None and tx.tracking and not tx.status.is_final:
+            await note(uow, tx, RETRYING, cause, error=True)
 
     async def _step(self, uow: UnitOfWork, tx: Transaction) -> Step:
         attempts = await TransactionRepository.from_session(uow.session).attempts(tx.id)
@@ -108,8 +128,10 @@ class TransactionProcessor:
                 "only a queued or submitted transaction can be cancelled", field="id"
             )
         step = await self._step(uow, tx)
-        if await self._send_cancel(step, CancelReason.USER) is not Outcome.SENT:
-            raise BadUserInput("the node refused the cancel (already mined?)", field="id")
+        outcome, message = await self._send_cancel(step, CancelReason.USER)
+        if outcome is not Outcome.SENT:
+            refusal = words(message) if message else "already mined?"
+            raise BadUserInput(f"the node refused the cancel ({refusal})", field="id")
         if tx.submitted_at is None:
             tx.submitted_at = step.now
         tx.next_check_at = step.now
@@ -141,40 +163,36 @@ class TransactionProcessor:
         assert original is not None
         outcome, message = await broadcast(step, original)
         if outcome is Outcome.REJECTED:
-            tx.error_code, tx.error_message = "REJECTED", message
+            tx.error_code, tx.error_message = REJECTED, words(message)
             tx.cancel_reason = CancelReason.REJECTED
-            await record_event(step.uow, tx, S.FAILED, f"REJECTED: {message}")
+            await record_event(step.uow, tx, S.FAILED, f"REJECTED: {tx.error_message}")
             return await self._fill_nonce(step)
         tx.submitted_at = step.now
         await record_event(step.uow, tx, S.SUBMITTED)
         if outcome is Outcome.NONCE_USED:
-            return await self._nonce_used(step)
+            return await self._nonce_used(step, message)
         # Commit SUBMITTED now (subscribers see it at once); look for the receipt next time.
         return 0.0
 
     async def _report_gap(self, step: Step, gap: Transaction) -> None:
         cancel = step.attempt(CANCEL, 0)
         fee = int(cancel.max_fee_per_gas or cancel.gas_price or 0) if cancel else 0
-        reason = (
-            f"NONCE_GAP: nonce {gap.nonce} is unfilled; the wallet needs at least "
-            f"{21_000 * fee} wei to fill it"
-        )
-        events = await TransactionRepository.from_session(step.uow.session).events(step.tx.id)
-        if not events or events[-1].reason != reason:
-            await record_event(step.uow, step.tx, S.QUEUED, reason)
+        need = f"the wallet needs at least {21_000 * fee} wei to fill it"
+        await note(step.uow, step.tx, NONCE_GAP, f"nonce {gap.nonce} is unfilled; {need}")
 
-    async def _nonce_used(self, step: Step) -> float | None:
-        """The node says the nonce is taken: by one of our rungs (mined), or by someone else."""
+    async def _nonce_used(self, step: Step, message: str) -> float | None:
+        """The node says the nonce is taken: by one of our rungs (mined), or by someone else,
+        and then the chain will never take this transaction: it fails at once."""
         if found := await step.mined_receipt(everything=True):
             return await self._on_mined(step, *found)
-        await self._nonce_taken(step)
-        return None
-
-    async def _nonce_taken(self, step: Step) -> None:
         tx = step.tx
         tx.error_code = "NONCE_CONFLICT"
-        tx.error_message = f"nonce {tx.nonce} was used by another transaction"
-        await record_event(step.uow, tx, S.FAILED, "NONCE_CONFLICT")
+        tx.error_message = words(
+            f"nonce {tx.nonce} was used by a transaction walletql did not send "
+            f"(the node said: {message})"
+        )
+        await record_event(step.uow, tx, S.FAILED, f"NONCE_CONFLICT: {tx.error_message}")
+        return None
 
     async def _follow_pending(self, step: Step) -> float | None:
         tx = step.tx
@@ -186,35 +204,37 @@ class TransactionProcessor:
         )
         next_rung = step.attempt(SEND, tx.current_rung + 1)
         if tx.cancel_rung is None and step.now >= tx.deadline_at:
-            outcome = await self._send_cancel(step, CancelReason.DEADLINE)
+            outcome, message = await self._send_cancel(step, CancelReason.DEADLINE)
         elif tx.cancel_rung is None and bump_due and next_rung is not None:
             outcome, message = await broadcast(step, next_rung)
             if outcome is Outcome.SENT:
                 tx.current_rung, tx.hash, tx.last_bump_at = next_rung.rung, next_rung.hash, step.now
                 await record_event(step.uow, tx, S.SUBMITTED, f"FEE_BUMP: rung {next_rung.rung}")
             elif outcome is Outcome.REJECTED:
-                log.warning("fee bump of %s refused: %s", tx.id, message)
+                await note(step.uow, tx, FEE_BUMP_REFUSED, f"rung {next_rung.rung}: {message}")
         else:
             # The node may have dropped it: send the latest bytes again.
-            outcome, _ = await broadcast(step, step.latest_sent())
+            outcome, message = await broadcast(step, step.latest_sent())
+            if outcome is Outcome.REJECTED:
+                await note(step.uow, tx, REJECTED, message, error=True)
         if outcome is Outcome.NONCE_USED:
-            return await self._nonce_used(step)
+            return await self._nonce_used(step, message)
         return self._interval
 
-    async def _send_cancel(self, step: Step, reason: CancelReason) -> Outcome:
+    async def _send_cancel(self, step: Step, reason: CancelReason) -> tuple[Outcome, str]:
         tx = step.tx
         cancel = step.attempt(CANCEL, tx.current_rung)
         assert cancel is not None
         outcome, message = await broadcast(step, cancel)
         if outcome is not Outcome.SENT:
             if outcome is Outcome.REJECTED:
-                log.warning("cancel of %s refused: %s", tx.id, message)
-            return outcome
+                await note(step.uow, tx, CANCEL_REFUSED, f"{reason}: {message}")
+            return outcome, message
         tx.cancel_rung, tx.cancel_reason = cancel.rung, reason
         # A cancel of a queued transaction is its first broadcast: it is now submitted.
         status = S.SUBMITTED if tx.status is S.QUEUED else tx.status
         await record_event(step.uow, tx, status, f"{reason}: cancel sent")
-        return outcome
+        return outcome, ""
 
     async def _fill_nonce(self, step: Step) -> float | None:
         """A rejected transaction's nonce is reserved: fill it with the pre-signed cancel,
@@ -225,7 +245,10 @@ class TransactionProcessor:
             assert cancel is not None
             outcome, message = await broadcast(step, cancel)
             if outcome is Outcome.REJECTED:
-                log.info("cannot fill nonce %s of %s yet: %s", tx.nonce, tx.from_address, message)
+                await note(
+                    step.uow, tx, CANCEL_REFUSED,
+                    f"the cancel that fills nonce {tx.nonce} for later transactions: {message}",
+                )  # fmt: skip
                 return self._interval
             tx.cancel_rung = 0
         found = await step.mined_receipt(everything=True)
@@ -253,6 +276,7 @@ class TransactionProcessor:
             tx.error_code, tx.error_message = "REVERTED", reason
             await record_event(step.uow, tx, S.FAILED, f"REVERTED: {reason}")
             return None
+        clear_live_error(tx)
         await record_event(step.uow, tx, S.MINED)
         return await self._follow_mined(step)
 

@@ -94,14 +94,23 @@ async def test_node_down_for_a_while_then_back_loses_nothing(
             queued = await submit(server, token)
             await wait_for(server, token, queued["id"], "SUBMITTED")
             node.stop()
-            await asyncio.sleep(3)  # the worker keeps trying and gets CHAIN_UNAVAILABLE
+            # The worker keeps trying, gets CHAIN_UNAVAILABLE, and tells the owner (once).
+            down = await wait_for(server, token, queued["id"], "SUBMITTED", reason="RETRYING")
+            assert down["error"]["code"] == "RETRYING"
             node.start()
             await asyncio.sleep(1)  # the worker re-broadcasts the stored bytes
             await mine(w3)
             done = await wait_for(server, token, queued["id"], "CONFIRMED")
         await w3.provider.disconnect()
     assert done["hashes"] == [queued["hash"]]
-    assert [e["status"] for e in done["events"]] == STATUSES
+    assert done["error"] is None
+    told = [e["reason"] for e in done["events"] if (e["reason"] or "").startswith("RETRYING")]
+    # Told once while the cause stayed the same (again only if a look went through between).
+    assert told
+    assert set(told) == {
+        "RETRYING: chain 31337 (anvil) did not answer in time; looking again in 0.4 s"
+    }
+    assert [e["status"] for e in done["events"] if e["reason"] is None] == STATUSES
 
 
 async def test_api_dying_between_commit_and_enqueue_is_swept_up(

@@ -100,4 +100,11 @@ async def test_lambda_handler_processes_an_sqs_batch_and_reports_failures(
         finally:
             await handler.close()
         done = await wait_for(api, token, queued["id"], "CONFIRMED")
-    assert [e["status"] for e in done["events"]] == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+    statuses = ["QUEUED", "QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+    assert [e["status"] for e in done["events"]] == statuses
+    # The failed delivery was told to the owner at once, in words that say why.
+    assert done["events"][1]["reason"] == (
+        "RETRYING: delivery 1 of 5 failed: unknown chain id 31337; configured: 99; "
+        "it comes back after the visibility timeout"
+    )
+    assert done["error"] is None  # cleared once a look went through

@@ -20,7 +20,7 @@ from db.models import Transaction, TransactionAttempt, TransactionEvent, User, W
 from db.unit_of_work import UnitsOfWork
 from services.chains import Chain, ChainConfig, Chains, NodeRejected
 from services.domain import AttemptKind, TransactionStatus
-from services.events import CHANNEL
+from services.events import CHANNEL, record_event
 from services.pipeline import TransactionProcessor
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -69,6 +69,7 @@ class Case:
     row: dict[str, Any] = field(default_factory=dict)
     send_error: str | None = None
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    told: list[str] = field(default_factory=list)  # events recorded before this look
     # What the user would see afterwards:
     want_status: TransactionStatus = S.SUBMITTED
     want_reasons: list[str | None] = field(default_factory=list)  # new events, in order
@@ -80,6 +81,25 @@ class Case:
 SEND0, CANCEL0 = (AttemptKind.SEND, 0), (AttemptKind.CANCEL, 0)
 SENT_AGO = NOW - timedelta(seconds=10)  # the bump interval (60 s) has not passed
 MINED = {"submitted_at": SENT_AGO, "block_number": 90, "block_hash": "0x" + "ab" * 32}
+BUMP_DUE = NOW - timedelta(seconds=61)
+PENDING = {"submitted_at": SENT_AGO}
+NO_FUNDS = "insufficient funds for gas * price + value: balance 0"
+# A node's message with a line break, a URL with a key, and more than the 300 characters kept.
+NOISY = "insufficient funds\nsee https://key@node.example/abc " + "x" * 400
+NOISY_WORDS = ("insufficient funds\\x0asee https://node.example/… " + "x" * 400)[:299] + "…"
+CONFLICT = (
+    "NONCE_CONFLICT: nonce 0 was used by a transaction walletql did not send "
+    "(the node said: nonce too low: next nonce 3, tx nonce 0)"
+)
+OUR_RECEIPT = {
+    _hash(*SEND0): {
+        "blockNumber": 100,
+        "blockHash": "0x" + "cd" * 32,
+        "gasUsed": 21_000,
+        "status": 1,
+        "effectiveGasPrice": 7,
+    },
+}
 
 CASES = {
     "reorg: the block holding it was replaced, MINED goes back to SUBMITTED": Case(
@@ -87,10 +107,56 @@ CASES = {
         want_reasons=["REORG: the block holding it was replaced"],
         want_row={"block_number": None, "block_hash": None},
     ),
-    "nonce conflict: another transaction took the nonce": Case(
-        S.QUEUED, send_error="nonce too low",
-        want_status=S.FAILED, want_reasons=[None, "NONCE_CONFLICT"], want_delay=None,
+    "nonce conflict: another transaction took the nonce, it fails in the node's words": Case(
+        S.QUEUED, send_error="nonce too low: next nonce 3, tx nonce 0",
+        want_status=S.FAILED, want_reasons=[None, CONFLICT], want_delay=None,
+        want_row={"error_code": "NONCE_CONFLICT", "error_message": CONFLICT.partition(": ")[2],
+                  "tracking": False},
+    ),
+    "nonce conflict while pending: the node refuses the resend, none of our hashes is mined": Case(
+        S.SUBMITTED, row=PENDING, send_error="nonce too low: next nonce 3, tx nonce 0",
+        want_status=S.FAILED, want_reasons=[CONFLICT], want_delay=None,
         want_row={"error_code": "NONCE_CONFLICT", "tracking": False},
+    ),
+    "nonce too low because our own hash was mined: it is ours, no conflict": Case(
+        S.QUEUED, send_error="nonce too low", receipts=OUR_RECEIPT,
+        want_status=S.MINED, want_reasons=[None, None],
+        want_row={"error_code": None, "block_number": 100, "tracking": True},
+    ),
+    "the node refuses the resend: its words are the error and an event, the look comes again": Case(
+        S.SUBMITTED, row=PENDING, send_error=NO_FUNDS,
+        want_reasons=[f"REJECTED: {NO_FUNDS}"],
+        want_row={"error_code": "REJECTED", "error_message": NO_FUNDS, "tracking": True},
+    ),
+    "the same refusal at the next look is not told again": Case(
+        S.SUBMITTED, row={**PENDING, "error_code": "REJECTED", "error_message": NO_FUNDS},
+        told=[f"REJECTED: {NO_FUNDS}"], send_error=NO_FUNDS, want_reasons=[],
+        want_row={"error_code": "REJECTED", "error_message": NO_FUNDS},
+    ),
+    "a node's words are one line, without credentials, at most 300 characters": Case(
+        S.SUBMITTED, row=PENDING, send_error=NOISY,
+        want_reasons=[f"REJECTED: {NOISY_WORDS}"],
+        want_row={"error_code": "REJECTED", "error_message": NOISY_WORDS},
+    ),
+    "an accepted resend clears the earlier refusal": Case(
+        S.SUBMITTED, row={**PENDING, "error_code": "REJECTED", "error_message": NO_FUNDS},
+        want_sent=[_raw(*SEND0)], want_row={"error_code": None, "error_message": None},
+    ),
+    "a look that gets through clears RETRYING": Case(
+        S.QUEUED, row={"error_code": "RETRYING", "error_message": "delivery 1 of 5 failed"},
+        want_reasons=[None], want_sent=[_raw(*SEND0)], want_delay=0.0,
+        want_row={"error_code": None, "error_message": None},
+    ),
+    "a refused fee bump is an event; the rung stays": Case(
+        S.SUBMITTED, row={"submitted_at": BUMP_DUE},
+        send_error="replacement transaction underpriced",
+        want_reasons=["FEE_BUMP_REFUSED: rung 1: replacement transaction underpriced"],
+        want_row={"current_rung": 0, "error_code": None},
+    ),
+    "a refused deadline cancel is an event; the look comes again": Case(
+        S.SUBMITTED, row={**PENDING, "deadline_at": NOW}, send_error=NO_FUNDS,
+        want_reasons=[f"CANCEL_REFUSED: DEADLINE: {NO_FUNDS}"],
+        want_row={"cancel_rung": None, "tracking": True},
     ),
     "just before the deadline: the latest bytes are sent again, no cancel": Case(
         S.SUBMITTED,
@@ -153,6 +219,9 @@ async def _store(units: UnitsOfWork, case: Case) -> uuid.UUID:
                         sent_at=sent_at if (kind, rung) == SEND0 else None,
                     )
                 )  # fmt: skip
+        tx = await uow.session.get_one(Transaction, tx_id)
+        for reason in case.told:
+            await record_event(uow, tx, case.status, reason)
     return tx_id
 
 
@@ -191,9 +260,9 @@ async def test_one_look_by_the_worker(name: str, engine: AsyncEngine, database_u
         await listener.close()
 
     assert tx.status is case.want_status
-    assert [e.reason for e in events] == case.want_reasons
+    assert [e.reason for e in events] == case.told + case.want_reasons
     assert [p["reason"] for p in pushed] == case.want_reasons
-    assert [p["status"] for p in pushed] == [e.status.value for e in events]
+    assert [p["status"] for p in pushed] == [e.status.value for e in events[len(case.told) :]]
     if case.want_reasons:
         assert pushed[-1]["status"] == case.want_status.value
     assert fake.sent == case.want_sent

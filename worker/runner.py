@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from db.unit_of_work import UnitsOfWork
 from services import metrics
+from services.causes import public_cause
 from services.errors import ChainUnavailable
 from services.logs import describe_exception
 from services.pipeline import TransactionProcessor
@@ -52,7 +53,7 @@ class Worker:
         if message.receive_count > self._settings.max_receives:
             reason = f"received {message.receive_count} times without being processed"
             async with self._units.begin() as uow:
-                await self._processor.dead_letter(uow, tx_id, reason)
+                reason = await self._processor.dead_letter(uow, tx_id, reason)
             await self._queue.dead_letter(message, reason)
             metrics.QUEUE_DEAD_LETTERED.inc()
             return True
@@ -67,6 +68,12 @@ class Worker:
             # Left unacked: it comes back after the visibility timeout, counted as a receive.
             log.error("processing %s failed: %s", message.body, describe_exception(exc))
             metrics.QUEUE_FAILED.inc()
+            settings = self._settings
+            await self._note_retry(
+                tx_id,
+                f"delivery {message.receive_count} of {settings.max_receives} failed: "
+                f"{public_cause(exc)}; it comes back after the visibility timeout",
+            )
             return False
         metrics.QUEUE_PROCESSED.inc()
         return True
@@ -75,9 +82,19 @@ class Worker:
         try:
             async with self._units.begin() as uow:
                 return await self._processor.process(uow, tx_id)
-        except ChainUnavailable:
+        except ChainUnavailable as exc:
             log.warning("chain unavailable while processing %s; retrying later", tx_id)
-            return self._processor.unavailable_delay
+            delay = self._processor.unavailable_delay
+            await self._note_retry(tx_id, f"{exc.message}; looking again in {delay:g} s")
+            return delay
+
+    async def _note_retry(self, tx_id: uuid.UUID, cause: str) -> None:
+        """Tell the transaction's owner why its look failed (a failure here is only logged)."""
+        try:
+            async with self._units.begin() as uow:
+                await self._processor.note_retry(uow, tx_id, cause)
+        except Exception as exc:
+            log.error("could not record why %s is retried: %s", tx_id, describe_exception(exc))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish or release the messages in hand."""
