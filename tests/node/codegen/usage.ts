@@ -22,8 +22,13 @@ const node = activity.transactions.edges[0]?.node;
 const data: `0x${string}` | undefined = node?.data;
 const kind: "SEND" | "CANCEL" | undefined = node?.attempts[0]?.kind;
 const txType: "LEGACY" | "EIP1559" | undefined = node?.type;
-const failure: "REVERTED" | "REJECTED" | "NONCE_CONFLICT" | "DEAD_LETTER" | undefined =
-  node?.error?.code;
+const failure:
+  | "REVERTED"
+  | "REJECTED"
+  | "NONCE_CONFLICT"
+  | "DEAD_LETTER"
+  | "RETRYING"
+  | undefined = node?.error?.code;
 const deployed: boolean = node?.to === null;
 
 // The resume cursor goes back in as it came out.
