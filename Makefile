@@ -9,9 +9,11 @@ uv:
 
 # Bytecode is compiled here, once: these machines set PYTHONDONTWRITEBYTECODE, and an
 # uncompiled environment pays for compiling at every start. (As a pyproject setting, every
-# `uv run` would compile again and print a banner.)
+# `uv run` would compile again and print a banner.) The project's own packages are installed
+# editable, so uv leaves them to compileall (about a fifth of an API start otherwise).
 sync: uv
 	@$(PY_UV) sync --frozen --quiet --compile-bytecode
+	@$(PY_UV) run --frozen --no-sync python -m compileall -q walletql schema resolvers services worker db migrations
 
 run: sync
 	@$(PY_UV) run --frozen --no-sync walletql serve

@@ -4,8 +4,10 @@
     minted and the user created beforehand) to the first authenticated answer to
     ``{ me { id } }``, polled with a tight loop of connection attempts; median of 5. Three
     bytecode set-ups: as installed here (the venv compiled by uv, the project's own sources
-    not: PYTHONDONTWRITEBYTECODE), everything compiled (PYTHONPYCACHEPREFIX warmed by one run),
-    nothing compiled (an empty PYTHONPYCACHEPREFIX).
+    PYTHONDONTWRITEBYTECODE), everything compiled (PYTHONPYCACHEPREFIX warmed by one run),
+    nothing compiled (an empty PYTHONPYCACHEPREFIX). The floor, in the same rounds with the
+    same two first set-ups: bench/cold_start_floor.py, strawberry + starlette + SQLAlchemy's
+    asyncio engine + asyncpg + pyjwt answering the same ``me`` (target: walletql ≤ 1.3x).
 (b) Worker: wall time from spawning ``walletql worker`` to its first message handled: one
     QUEUED transaction (submitted through an API process that is stopped again) leaves QUEUED;
     the database is polled every 5 ms. Median of 3.
@@ -18,7 +20,7 @@
     fresh interpreter with boto3 alone (a real SQS record from moto's server, PostgreSQL,
     anvil; the function has no pepper and no JWKS). Median of 3.
 
-    uv run --no-sync python -m bench.cold_start [--lambda-only]
+    uv run --no-sync python -m bench.cold_start [--api-only | --lambda-only]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from bench.measure import (
     DATA,
     bench_postgres,
     connected_to,
+    load_average,
     machine,
     now,
     print_table,
@@ -250,6 +253,22 @@ async def api_start(env: dict[str, str], token: str) -> Start:
         finally:
             poll.cancel()
     raise AssertionError("unreachable")
+
+
+async def floor_start(env: dict[str, str], stage: Stage) -> Start:
+    """Spawn the floor (bench/cold_start_floor.py) → its first authenticated answer."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = now()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.cold_start_floor", str(port), asyncpg_dsn(stage.url),
+        str(stage.data_dir), env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        answered = await first_me(url, stage.token)
+        return Start(answered - started, process_cpu(proc.pid))
+    finally:
+        await stop_process(proc, strict=False)
 
 
 def note_failed_start(exc: RuntimeError, attempt: int) -> None:
@@ -527,7 +546,7 @@ def report_imports(
     )  # fmt: skip
 
 
-async def main(lambda_only: bool = False) -> None:
+async def main(lambda_only: bool = False, api_only: bool = False) -> None:
     print(f"# Cold start — {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
@@ -540,19 +559,20 @@ async def main(lambda_only: bool = False) -> None:
         with bench_postgres() as admin_dsn:
             async with Anvil(chain_id=CHAIN_ID) as anvil, staged(admin_dsn, anvil, work) as stage:
                 if not lambda_only:
-                    await measure(stage, work)
-                await lambda_package(stage, work)
+                    await measure(stage, work, api_only)
+                if not api_only:
+                    await lambda_package(stage, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if FAILED_STARTS:
         print(f"\nProcesses started again after exiting during start-up: {len(FAILED_STARTS)}")
 
 
-async def measure(stage: Stage, work: Path) -> None:
+async def measure(stage: Stage, work: Path, api_only: bool) -> None:
     (work / "pyc-warm").mkdir()
     (work / "pyc-empty").mkdir()
     variants = {
-        "as installed (venv compiled, project sources not)": stage.env,
+        "as installed (`make sync`: the venv and the project compiled)": stage.env,
         "everything compiled (warmed PYTHONPYCACHEPREFIX)": stage.variant(
             PYTHONPYCACHEPREFIX=str(work / "pyc-warm"), PYTHONDONTWRITEBYTECODE="1"
         ),
@@ -565,15 +585,43 @@ async def measure(stage: Stage, work: Path) -> None:
         PYTHONPYCACHEPREFIX=str(work / "pyc-warm"), PYTHONDONTWRITEBYTECODE=None
     )
     await api_start(warming, stage.token)
+    await floor_start(warming, stage)
     await worker_start(stage, warming)
     await importtime_of("import walletql.app", warming)
 
     # Round-robin over the variants, so that a change in the machine's load (other programs)
     # hits every variant alike.
     api: dict[str, list[Start]] = {label: [] for label in variants}
+    floors = list(variants)[:2]
+    floor: dict[str, list[Start]] = {label: [] for label in floors}
     for _ in range(API_RUNS):
         for label, env in variants.items():
             api[label].append(await api_start(env, stage.token))
+            if label in floor:
+                floor[label].append(await floor_start(env, stage))
+
+    def med(runs: Sequence[Start], cpu: bool = False) -> float:
+        return median([r.cpu if cpu else r.wall for r in runs])
+
+    print_table(
+        "(a) walletql against the floor (strawberry + starlette + SQLAlchemy's asyncio engine + "
+        "asyncpg + pyjwt answering the same `me`): spawn → first authenticated answer (s)",
+        ["bytecode", "runs", "walletql median", "floor median", "walletql / floor",
+         "walletql CPU s", "floor CPU s", "load average"],
+        [
+            [label, len(api[label]), med(api[label]), med(floor[label]),
+             f"{med(api[label]) / med(floor[label]):.2f}x", med(api[label], cpu=True),
+             med(floor[label], cpu=True), load_average()]
+            for label in floors
+        ],
+    )  # fmt: skip
+    ratio = med(api[floors[0]]) / med(floor[floors[0]])
+    print(
+        f"\nCold start, walletql / floor ({floors[0]}): {ratio:.2f}x; target ≤ 1.30x: "
+        f"{'met' if ratio <= 1.3 else 'NOT met'}"
+    )
+    if api_only:
+        return
     workers: dict[str, list[Start]] = {label: [] for label in list(variants)[:2]}
     for _ in range(WORKER_RUNS):
         for label in workers:
@@ -624,4 +672,9 @@ async def measure(stage: Stage, work: Path) -> None:
 
 
 if __name__ == "__main__":
-    run_script(__doc__, lambda: main(lambda_only="--lambda-only" in sys.argv[1:]))
+    run_script(
+        __doc__,
+        lambda: main(
+            lambda_only="--lambda-only" in sys.argv[1:], api_only="--api-only" in sys.argv[1:]
+        ),
+    )

@@ -37,10 +37,15 @@ class State(TypedDict):
 
 
 def create_app(
-    settings: Settings, database_url: DatabaseUrl | str | None = None, *, run_worker: bool = False
+    settings: Settings,
+    database_url: DatabaseUrl | str | None = None,
+    *,
+    run_worker: bool = False,
+    signer: DevSigner | None = None,
 ) -> Starlette:
     """The ASGI app. ``database_url`` overrides the setting (the embedded server's URL);
-    ``run_worker`` runs the queue worker and the sweeper inside this process."""
+    ``run_worker`` runs the queue worker and the sweeper inside this process; ``signer`` is
+    the dev key when the caller has loaded it already."""
     url = as_database_url(database_url) if database_url is not None else settings.database
     if url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded one")
@@ -49,7 +54,10 @@ def create_app(
 
     pin_recursion_limit()
     # The dev key is read once: it signs nothing here, but verifies tokens and is published.
-    signer = DevSigner(settings.data_dir) if settings.dev_auth else None
+    if not settings.dev_auth:
+        signer = None
+    elif signer is None:
+        signer = DevSigner(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

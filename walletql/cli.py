@@ -119,12 +119,15 @@ async def _serve(settings: Settings, args: argparse.Namespace, url: DatabaseUrl,
             from walletql.preflight import check_embedded_history
 
             await check_embedded_history(settings, url)
-        app = create_app(settings, database_url=url, run_worker=not args.no_worker)
-        base = f"http://{settings.host}:{settings.port}"
+        signer = None
         if settings.dev_auth:
             from walletql.devauth import DevSigner
 
-            token = DevSigner(settings.data_dir).mint("dev-user", ttl=12 * 3600)
+            signer = DevSigner(settings.data_dir)
+        app = create_app(settings, database_url=url, run_worker=not args.no_worker, signer=signer)
+        base = f"http://{settings.host}:{settings.port}"
+        if signer is not None:
+            token = signer.mint("dev-user", ttl=12 * 3600)
             print(f"\nwalletql dev server: {base}/graphql", file=sys.stderr)
             print(f"GraphiQL with this token: {base}/graphql?token={token}", file=sys.stderr)
             print(f"dev token (sub=dev-user, 12 h):\n{token}\n", file=sys.stderr)

@@ -48,7 +48,11 @@ class DevSigner:
             )
             with contextlib.suppress(FileExistsError):  # another process won the race
                 _write_private(path, pem)
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        # Our own key, written 0600 into the private data directory: the RSA consistency
+        # checks (a large share of an API start) guard against keys from elsewhere.
+        loaded = serialization.load_pem_private_key(
+            path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+        )
         if not isinstance(loaded, rsa.RSAPrivateKey):
             raise ValueError(f"{path} is not an RSA key")
         self._key = loaded
