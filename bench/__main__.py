@@ -20,6 +20,7 @@ SCRIPTS = [
     ("4. Signing cost", "bench.signing"),
     ("5. Pipeline throughput", "bench.pipeline"),
     ("6. Cold start", "bench.cold_start"),
+    ("7. Submit cost", "bench.submit_cost"),
 ]
 
 
