@@ -94,10 +94,15 @@ class TransactionProcessor:
         tx.tracking = False
         return reason
 
-    async def note_retry(self, uow: UnitOfWork, tx_id: uuid.UUID, cause: str) -> None:
-        """A look at this transaction failed and will be tried again: tell its owner why."""
+    async def note_retry(
+        self, uow: UnitOfWork, tx_id: uuid.UUID, cause: str, *, unless_told: bool = False
+    ) -> None:
+        """A look at this transaction failed and will be tried again: tell its owner why
+        (``unless_told``: not when a failed look is already its error)."""
         tx = await TransactionRepository.from_session(uow.session).lock(tx_id, skip_locked=True)
-        if tx is not None and tx.tracking and not tx.status.is_final:
+        if tx is None or not tx.tracking or tx.status.is_final:
+            return
+        if not (unless_told and tx.error_code == RETRYING):
             await note(uow, tx, RETRYING, cause, error=True)
 
     async def _step(self, uow: UnitOfWork, tx: Transaction) -> Step:

@@ -88,6 +88,28 @@ async def test_a_failed_look_is_told_at_once_and_the_dead_letter_carries_it(
     assert [letter["reason"] for letter in await queue.dead_letters()] == [dead]
 
 
+async def test_a_delivery_after_one_that_did_not_finish_is_told(engine: AsyncEngine) -> None:
+    units = UnitsOfWork(engine)
+    tx_id = await _store(units, Case(TransactionStatus.QUEUED))
+    node = FakeChain(CONFIG, 1.0)
+    chains = Chains([CONFIG], 1.0, client=lambda config, timeout: node)
+    processor = TransactionProcessor(chains, check_interval=INTERVAL, clock=lambda: NOW)
+    queue = PostgresQueue(engine, f"causes-{uuid.uuid4().hex[:8]}")
+    worker = Worker(units, queue, processor, WorkerSettings())
+    await queue.send(str(tx_id))
+    # The first delivery's worker died without a word: the message comes back.
+    await queue.receive(max_messages=1, wait_seconds=0, visibility_timeout=0)
+    [message] = await queue.receive(max_messages=1, wait_seconds=0, visibility_timeout=0)
+    assert await worker.handle(message)
+    tx, reasons = await _look(units, tx_id)
+    told = (
+        "RETRYING: delivery 2 of 5: the one before did not finish "
+        "(a worker stopped or ran out of time)"
+    )
+    assert reasons == [told, None]  # then SUBMITTED
+    assert (tx.status, tx.error_code) == ("SUBMITTED", None)
+
+
 async def test_the_chain_not_answering_is_told_once_and_cleared_when_it_answers(
     engine: AsyncEngine,
 ) -> None:

@@ -80,7 +80,14 @@ async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
                 done = await wait_for(api, token, queued["id"], "CONFIRMED")
         await w3.provider.disconnect()
     assert done["hashes"] == [queued["hash"]]
-    assert [e["status"] for e in done["events"]] == STATUSES
+    assert [e["status"] for e in done["events"] if e["reason"] is None] == STATUSES
+    assert all_told_as_redelivered(done)
+
+
+def all_told_as_redelivered(tx: dict[str, Any]) -> bool:
+    """Every note on ``tx`` says a delivery came after one that did not finish."""
+    notes = [e["reason"] for e in tx["events"] if e["reason"] is not None]
+    return all(n.startswith("RETRYING: delivery ") and "did not finish" in n for n in notes)
 
 
 async def test_node_down_for_a_while_then_back_loses_nothing(
@@ -218,3 +225,4 @@ async def test_worker_killed_after_a_broadcast_that_was_mined_at_once_still_conf
             done = await wait_for(api, token, queued["id"], {"CONFIRMED", "FAILED"})
     assert done["status"] == "CONFIRMED"
     assert done["hash"] == queued["hash"]
+    assert all_told_as_redelivered(done)

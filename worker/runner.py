@@ -57,6 +57,14 @@ class Worker:
             await self._queue.dead_letter(message, reason)
             metrics.QUEUE_DEAD_LETTERED.inc()
             return True
+        if message.receive_count > 1:
+            # An earlier delivery did not finish; told, unless its failure already was.
+            await self._note_retry(
+                tx_id,
+                f"delivery {message.receive_count} of {self._settings.max_receives}: the one "
+                "before did not finish (a worker stopped or ran out of time)",
+                unless_told=True,
+            )
         try:
             delay = await self._process(tx_id)
             if delay is not None:
@@ -88,11 +96,11 @@ class Worker:
             await self._note_retry(tx_id, f"{exc.message}; looking again in {delay:g} s")
             return delay
 
-    async def _note_retry(self, tx_id: uuid.UUID, cause: str) -> None:
+    async def _note_retry(self, tx_id: uuid.UUID, cause: str, *, unless_told: bool = False) -> None:
         """Tell the transaction's owner why its look failed (a failure here is only logged)."""
         try:
             async with self._units.begin() as uow:
-                await self._processor.note_retry(uow, tx_id, cause)
+                await self._processor.note_retry(uow, tx_id, cause, unless_told=unless_told)
         except Exception as exc:
             log.error("could not record why %s is retried: %s", tx_id, describe_exception(exc))
 
