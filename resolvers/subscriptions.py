@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
 from schema.context import Info
+from schema.push import live_events
 from schema.scalars import BigInt
 from schema.transaction_types import TransactionEventType
 from services import metrics
+from services.hub import EventView
+from services.live import Park
 
 
 async def transaction_status(
@@ -17,7 +20,11 @@ async def transaction_status(
 ) -> AsyncGenerator[TransactionEventType, None]:
     ctx = info.context
     principal = await ctx.principal()
-    async for event in ctx.services.live.transaction_events(ctx.uow, principal, str(id), after_seq):
+
+    def stream(after: int | None, park: Park | None) -> AsyncIterator[EventView]:
+        return ctx.services.live.transaction_events(ctx.uow, principal, str(id), after, park)
+
+    async for event in live_events(info, stream, after_seq, TransactionEventType.from_model):
         metrics.TRANSACTION_STATUS_EVENTS.inc()
         yield TransactionEventType.from_model(event)
 
@@ -27,6 +34,11 @@ async def my_transactions(
 ) -> AsyncGenerator[TransactionEventType, None]:
     ctx = info.context
     principal = await ctx.principal()
-    async for event in ctx.services.live.user_events(ctx.uow, principal, after_seq):
+
+    def stream(after: int | None, park: Park | None) -> AsyncIterator[EventView]:
+        return ctx.services.live.user_events(ctx.uow, principal, after, park)
+
+    events = live_events(info, stream, after_seq, TransactionEventType.from_model, by_user=True)
+    async for event in events:
         metrics.MY_TRANSACTIONS_EVENTS.inc()
         yield TransactionEventType.from_model(event)

@@ -69,17 +69,42 @@ class CatchUp:
 CATCH_UP = CatchUp()
 
 
+class Parking(Protocol):
+    """Where a parked subscriber's items go instead of its queue (the GraphQL edge's fan-out:
+    it writes one executed frame to many subscribers without waking each one's stream)."""
+
+    def offer(self, item: EventView | CatchUp) -> None: ...
+
+
 class Subscriber:
+    __slots__ = ("_buffer", "_hub", "_queue", "overflowed", "parked")
+
     def __init__(self, hub: EventHub, buffer: int) -> None:
         self._hub = hub
-        self._queue: asyncio.Queue[EventView | CatchUp] = asyncio.Queue(maxsize=buffer)
+        self._buffer = buffer
+        # Made on first use: a parked subscriber never needs one.
+        self._queue: asyncio.Queue[EventView | CatchUp] | None = None
         self.overflowed = False
+        self.parked: Parking | None = None
+
+    def _items(self) -> asyncio.Queue[EventView | CatchUp]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self._buffer)
+        return self._queue
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting to be read."""
+        return self._queue is None or self._queue.empty()
 
     def offer(self, item: EventView | CatchUp) -> None:
+        if self.parked is not None:
+            self.parked.offer(item)
+            return
         if self.overflowed:
             return
         try:
-            self._queue.put_nowait(item)
+            self._items().put_nowait(item)
         except asyncio.QueueFull:
             # A stuck or slow client: stop buffering for it; the subscription ends with a
             # clear error and the client resumes with afterSeq.
@@ -88,9 +113,10 @@ class Subscriber:
             self._queue.put_nowait(CATCH_UP)
 
     async def next(self) -> EventView | CatchUp:
-        return await self._queue.get()
+        return await self._items().get()
 
     def close(self) -> None:
+        self.parked = None
         self._hub.unsubscribe(self)
 
 

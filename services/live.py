@@ -4,7 +4,7 @@ with nothing missed and nothing twice."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from db.models import TransactionEvent
 from db.repositories import UserRepository
@@ -17,6 +17,10 @@ from services.transaction_queries import TransactionQueries
 from services.users import user_id_of
 
 PAGE = 500
+# Hands a caught-up subscriber (and the cursor it has reached) to someone who delivers its
+# next events without this stream: True when taken. The stream then ends without
+# unsubscribing; the taker owns the subscriber from then on.
+Park = Callable[[Subscriber, int], bool]
 
 
 def _view(e: TransactionEvent) -> EventView:
@@ -45,15 +49,23 @@ class LiveService:
         self._transactions = transactions
 
     async def transaction_events(
-        self, uow: UnitOfWork, principal: Principal, tx_id: str, after_seq: int | None
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        tx_id: str,
+        after_seq: int | None,
+        park: Park | None = None,
     ) -> AsyncIterator[EventView]:
         """The current state (or every event after ``after_seq``), then each new event;
-        ends after a final status."""
+        ends after a final status (or once ``park`` takes the caught-up subscriber)."""
         tx = await self._transactions.get(uow, principal, tx_id)
-        subscriber = self._hub.subscribe(transaction_id=tx.id)  # before reading: miss nothing
+        tx_uuid = tx.id
+        del tx  # nothing of the row is held while the stream waits
+        subscriber = self._hub.subscribe(transaction_id=tx_uuid)  # before reading: miss nothing
+        parked = False
         try:
             last = after_seq or 0
-            backlog = await self._events_after(uow, tx.id, last)
+            backlog = await self._events_after(uow, tx_uuid, last)
             if after_seq is None and backlog:
                 backlog = backlog[-1:]  # the current state
             for event in backlog:
@@ -61,11 +73,15 @@ class LiveService:
                 last = event.seq
                 if _final(event):
                     return
+            del backlog
             while True:
+                if park is not None and subscriber.idle and park(subscriber, last):
+                    parked = True
+                    return
                 item = await subscriber.next()
                 _check_overflow(subscriber, last)
                 if isinstance(item, CatchUp) or item.seq > last + 1:
-                    missed = await self._events_after(uow, tx.id, last)
+                    missed = await self._events_after(uow, tx_uuid, last)
                 elif item.seq == last + 1:
                     missed = [item]
                 else:
@@ -75,8 +91,10 @@ class LiveService:
                     last = event.seq
                     if _final(event):
                         return
+                    _check_overflow(subscriber, last)  # fell behind while catching up
         finally:
-            subscriber.close()
+            if not parked:
+                subscriber.close()
 
     async def _events_after(self, uow: UnitOfWork, tx_id: uuid.UUID, seq: int) -> list[EventView]:
         async with uow.read() as session:
@@ -84,15 +102,21 @@ class LiveService:
         return [_view(e) for e in events]
 
     async def user_events(
-        self, uow: UnitOfWork, principal: Principal, after_seq: int | None
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        after_seq: int | None,
+        park: Park | None = None,
     ) -> AsyncIterator[EventView]:
         """Every event of every transaction of the caller, in commit order (``userSeq``):
-        those after ``after_seq`` first, then each new one. Without ``after_seq``, new ones."""
+        those after ``after_seq`` first, then each new one. Without ``after_seq``, new ones.
+        Ends once ``park`` takes the caught-up subscriber."""
         async with uow.read() as session:
             user_id = await user_id_of(session, principal)
         if user_id is None:
             raise NotFound("no user yet: run createUser first")
         subscriber = self._hub.subscribe(user_id=user_id)  # before reading: miss nothing
+        parked = False
         try:
             async with uow.read() as session:
                 current = await UserRepository.from_session(session).event_seq(user_id)
@@ -101,6 +125,9 @@ class LiveService:
             while True:
                 if pending:
                     item: EventView | CatchUp = pending.pop()
+                elif park is not None and subscriber.idle and park(subscriber, last):
+                    parked = True
+                    return
                 else:
                     item = await subscriber.next()
                 _check_overflow(subscriber, last)
@@ -109,11 +136,13 @@ class LiveService:
                         for event in batch:
                             yield event
                             last = event.user_seq
+                            _check_overflow(subscriber, last)  # fell behind meanwhile
                 elif item.user_seq == last + 1:
                     yield item
                     last = item.user_seq
         finally:
-            subscriber.close()
+            if not parked:
+                subscriber.close()
 
     async def _user_events_after(
         self, uow: UnitOfWork, user_id: uuid.UUID, seq: int

@@ -11,12 +11,18 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from testkit import graphql
+from walletql.frame_writer import FrameWritingWebSocket
 
 
 class LiveServer:
-    """An ASGI app under a real uvicorn, bound to 127.0.0.1 on a free port."""
+    """An ASGI app under a real uvicorn, bound to 127.0.0.1 on a free port, with the websocket
+    protocol ``walletql serve`` uses (its frame writer; without the connection limits)."""
 
-    def __init__(self, app: ASGIApp, *, send_buffer: int | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, send_buffer: int | None = None, ws_ping_interval: float | None = 20
+    ) -> None:
+        """``ws_ping_interval=None``: no keepalive pings (a test's client that reads nothing
+        for longer than uvicorn's ping timeout keeps its socket)."""
         self.app = app
         self._sock = socket.socket()
         if send_buffer is not None:
@@ -29,7 +35,12 @@ class LiveServer:
         self.graphql_url = f"{self.url}/graphql"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
         config = uvicorn.Config(
-            app, lifespan="on", log_config=None, access_log=False, ws="websockets-sansio"
+            app,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            ws=FrameWritingWebSocket,
+            ws_ping_interval=ws_ping_interval,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -21,6 +21,7 @@ from schema import build_schema
 from schema.context import Context
 from services import metrics
 from services.errors import Unauthenticated
+from walletql.fanout import FanOut, FanOutTransportWS
 from walletql.http_protocol import GraphQLOverHTTP
 from walletql.origins import OriginPolicy
 from walletql.persisted_queries import PersistedQueries
@@ -28,6 +29,8 @@ from walletql.settings import Settings
 
 
 class GraphQLView(GraphQLOverHTTP):
+    graphql_transport_ws_handler_class = FanOutTransportWS
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(
@@ -48,6 +51,7 @@ class GraphQLView(GraphQLOverHTTP):
         self.origins = OriginPolicy(settings.origins)
         self.persisted = PersistedQueries(settings.apq_cache_size, settings.apq_cache_bytes)
         self.leeway = settings.jwt_leeway_seconds
+        self.fanout = FanOut(self.schema._schema, self.encode_json_string)  # type: ignore[attr-defined]
 
     def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
         # The same list as CORS: a page allowed to POST may also subscribe.

@@ -19,9 +19,9 @@ from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
+from walletql.frame_writer import FrameWritingWebSocket
 from walletql.settings import Settings
 
 
@@ -66,7 +66,7 @@ HEADERS_TOO_LARGE = _refusal(b"431 Request Header Fields Too Large", "BAD_REQUES
 def protocol_classes(limits: ConnectionLimits) -> tuple[type[Any], type[Any]]:
     """HTTP and websocket protocol classes that share one set of ``limits``."""
 
-    class GuardedWebSocket(WebSocketsSansIOProtocol):
+    class GuardedWebSocket(FrameWritingWebSocket):
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)
             # Admitted by the HTTP protocol that upgraded; released when the socket goes.

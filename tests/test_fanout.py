@@ -1,0 +1,251 @@
+"""Execute once, write many (walletql/fanout.py): live events reach every subscription of the
+same selection as one execution and the same payload, with each subscriber's guarantees
+kept: its own shape, its cut-off when it stops reading, afterSeq resume, and 4403 when its
+token expires."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from graphql.execution import execute_subscription_event
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from web3 import AsyncWeb3
+from websockets.exceptions import ConnectionClosed
+
+import walletql.fanout
+from testkit.anvil import Anvil
+from testkit.env import PipelineSettings
+from testkit.pipeline import mine, new_wallet, submit, wait_for
+from testkit.server import LiveServer
+from testkit.ws import GraphQLWS, StuckClient
+from walletql.app import create_app
+from walletql.devauth import DevSigner
+from walletql.fanout import FanOut
+from walletql.settings import Settings
+
+SMALL = """subscription($id: ID!, $after: BigInt) {
+  transactionStatus(id: $id, afterSeq: $after) { seq status }
+}"""
+LARGE = """subscription($id: ID!, $after: BigInt) {
+  transactionStatus(id: $id, afterSeq: $after) {
+    seq userSeq status reason at transaction { id status hash nonce }
+  }
+}"""
+MINE = "subscription($after: BigInt) { myTransactions(afterSeq: $after) { seq userSeq status } }"
+# From the start of the log: a subscription set up after the first event still gets it.
+SMALL_MINE = """subscription { myTransactions(afterSeq: 0) {
+  seq userSeq status transactionId
+} }"""
+BIG = """subscription { myTransactions(afterSeq: 0) {
+  seq userSeq status transactionId
+  transaction { id hash hashes data events { seq status at reason } }
+} }"""
+
+
+def fanout_of(app: Starlette) -> FanOut:
+    route = next(r for r in app.routes if isinstance(r, WebSocketRoute))
+    fanout: FanOut = route.endpoint.fanout  # type: ignore[attr-defined]
+    return fanout
+
+
+async def subscribers(
+    server: LiveServer, token: str, query: str, variables: dict[str, Any], count: int
+) -> list[GraphQLWS]:
+    sockets = [GraphQLWS(server.ws_url, token) for _ in range(count)]
+    await asyncio.gather(*(ws.__aenter__() for ws in sockets))
+    for i, ws in enumerate(sockets):
+        await ws.subscribe(f"op-{i}", query, variables)
+    return sockets
+
+
+async def frames_until_complete(ws: GraphQLWS) -> list[dict[str, Any]]:
+    """Every message of the socket's one operation, up to and including ``complete``."""
+    found = []
+    while True:
+        message = await ws.receive(timeout=60)
+        found.append(message)
+        if message["type"] in ("complete", "error"):
+            return found
+
+
+async def two_selections(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], settings: Settings, signer: DevSigner
+) -> tuple[dict[str, list[list[dict[str, Any]]]], list[dict[str, Any]], Counter[tuple[int, int]]]:
+    """Three sockets on SMALL and three on LARGE, all on one transaction, from its first
+    event to CONFIRMED: (frames by query, SMALL replayed afterwards, executions)."""
+    _, w3 = manual_anvil
+    executions: Counter[tuple[int, int]] = Counter()
+
+    def counting(executor: Any) -> Any:
+        executions[(id(executor.operation), int(executor.root_value.seq))] += 1
+        return execute_subscription_event(executor)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(walletql.fanout, "execute_subscription_event", counting)
+        app = create_app(settings, run_worker=True)
+        async with LiveServer(app) as server:
+            token, _ = await new_wallet(server, signer, "alice", w3)
+            queued = await submit(server, token)
+            variables = {"id": queued["id"], "after": 0}
+            small = await subscribers(server, token, SMALL, variables, 3)
+            large = await subscribers(server, token, LARGE, variables, 3)
+            await wait_for(server, token, queued["id"], "SUBMITTED")
+            await mine(w3)
+            frames = {
+                "small": [await frames_until_complete(ws) for ws in small],
+                "large": [await frames_until_complete(ws) for ws in large],
+            }
+            assert len(fanout_of(app)) == 0  # completed: nothing is left behind
+            async with GraphQLWS(server.ws_url, token) as replay:
+                await replay.subscribe("r", SMALL, variables)
+                replayed = await replay.collect("r")
+            for ws in small + large:
+                await ws.close()
+    return frames, replayed, executions
+
+
+async def drain(ws: GraphQLWS) -> None:
+    while True:
+        await ws.receive(timeout=60)
+
+
+def payloads(frames: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f["payload"] for f in frames if f["type"] == "next"]
+
+
+async def test_identical_selections_get_identical_payloads_from_one_execution(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> None:
+    frames, replayed, executions = await two_selections(manual_anvil, manual_settings, signer)
+    for query in ("small", "large"):
+        sockets = frames[query]
+        assert all(payloads(s) == payloads(sockets[0]) for s in sockets)
+        # Each socket's frames carry its own operation id, and end with complete.
+        for i, socket in enumerate(sockets):
+            assert {f["id"] for f in socket} == {f"op-{i}"}
+            assert socket[-1]["type"] == "complete"
+    statuses = [p["data"]["transactionStatus"]["status"] for p in payloads(frames["small"][0])]
+    assert statuses == ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]
+    # The same payloads as strawberry gives when it replays the log for a new subscriber.
+    assert payloads(frames["small"][0]) == replayed
+    # Live events went out as one execution per selection, whatever the subscriber count.
+    assert executions
+    assert set(executions.values()) == {1}
+
+
+async def test_distinct_selections_on_one_transaction_get_their_own_shapes(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> None:
+    frames, _, executions = await two_selections(manual_anvil, manual_settings, signer)
+    small = [p["data"]["transactionStatus"] for p in payloads(frames["small"][0])]
+    large = [p["data"]["transactionStatus"] for p in payloads(frames["large"][0])]
+    assert {tuple(sorted(e)) for e in small} == {("seq", "status")}
+    assert {tuple(sorted(e)) for e in large} == {
+        ("at", "reason", "seq", "status", "transaction", "userSeq")
+    }
+    assert [e["seq"] for e in small] == [e["seq"] for e in large] == ["1", "2", "3", "4"]
+    assert large[-1]["transaction"]["status"] == "CONFIRMED"
+    assert large[-1]["transaction"]["hash"].startswith("0x")
+    # Two selections: each live event executed twice in all, once for each.
+    assert set(Counter(seq for _, seq in executions).values()) == {2}
+
+
+async def test_a_slow_consumer_is_cut_off_while_the_other_999_keep_receiving(
+    pipeline: PipelineSettings, signer: DevSigner
+) -> None:
+    # One client that stops reading, on the large selection with one healthy client, and 998
+    # more healthy ones on a small selection: all subscribed to the same user's events. The
+    # stuck one fills its socket (~90 KiB: ~22 events) and then its buffer of 8.
+    settings = pipeline(None, subscriber_buffer=8)
+    app = create_app(settings, run_worker=True)
+    async with LiveServer(app, send_buffer=8192, ws_ping_interval=None) as server:
+        token, _ = await new_wallet(server, signer, "alice", None)
+        stuck = StuckClient(server.port, token)
+        await stuck.open(BIG)
+        sockets = await subscribers(server, token, BIG, {}, 1)
+        try:
+            for _ in range(9):  # a few at a time: the server is in this process
+                sockets += await subscribers(server, token, SMALL_MINE, {}, 111)
+            await sockets.pop().close()  # 999
+            # The first transaction's four events bring every subscription up to date.
+            submitted = [await submit(server, token, data="0x" + "ab" * 2000)]
+            ops = ["op-0"] + [f"op-{i % 111}" for i in range(998)]
+            got = await asyncio.gather(*(ws.collect(op, count=4, timeout=120)
+                                         for ws, op in zip(sockets, ops, strict=True)))  # fmt: skip
+            receiving = asyncio.gather(*(ws.collect(op, count=36, timeout=120)
+                                         for ws, op in zip(sockets, ops, strict=True)))  # fmt: skip
+            submitted += [await submit(server, token, data="0x" + "ab" * 2000) for _ in range(9)]
+            got = [a + b for a, b in zip(got, await receiving, strict=True)]
+            # Every event went out; now it reads what reached it before the cut.
+            seen = await stuck.read_until(b"SLOW_CONSUMER", timeout=60)
+        finally:
+            stuck.close()
+            await asyncio.gather(*(ws.close() for ws in sockets))
+    ids = {s["id"] for s in submitted}
+    order = []
+    for events in got:
+        pushed = [p["data"]["myTransactions"] for p in events]
+        assert len({(e["transactionId"], e["seq"]) for e in pushed}) == 40
+        assert {e["transactionId"] for e in pushed} == ids
+        order.append([(e["userSeq"], e["status"]) for e in pushed])
+    assert all(o == order[0] for o in order)  # the same events in the same order for all
+    assert b'"code":"RATE_LIMITED"' in seen
+    assert b"resumeAfterSeq" in seen
+    assert seen.count(b'"myTransactions"') < 40  # cut off, not buffered for
+
+
+async def test_after_seq_resumes_where_the_fan_out_left_off(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> None:
+    _, w3 = manual_anvil
+    app = create_app(manual_settings, run_worker=True)
+    async with LiveServer(app) as server:
+        token, _ = await new_wallet(server, signer, "alice", w3)
+        async with GraphQLWS(server.ws_url, token) as ws, GraphQLWS(server.ws_url, token) as other:
+            await ws.subscribe("m", MINE, {})
+            await other.subscribe("m", MINE, {})
+            first = await submit(server, token)
+            before = await ws.collect("m", count=2)  # QUEUED, SUBMITTED: from the fan-out
+            assert len(fanout_of(app)) == 1
+        # Gone: more events meanwhile.
+        second = await submit(server, token)
+        await wait_for(server, token, second["id"], "SUBMITTED")
+        await mine(w3)
+        await wait_for(server, token, first["id"], "CONFIRMED")
+        await wait_for(server, token, second["id"], "CONFIRMED")
+        last = before[-1]["data"]["myTransactions"]["userSeq"]
+        async with GraphQLWS(server.ws_url, token) as ws:
+            await ws.subscribe("m", MINE, {"after": last})
+            after = await ws.collect("m", count=6)
+            third = await submit(server, token)  # and live again, through the fan-out
+            after += await ws.collect("m", count=1)
+    seqs = [int(p["data"]["myTransactions"]["userSeq"]) for p in before + after]
+    assert seqs == list(range(seqs[0], seqs[0] + 9))
+    assert after[-1]["data"]["myTransactions"]["status"] == "QUEUED"
+    assert third["status"] == "QUEUED"
+
+
+async def test_a_token_expiring_mid_stream_still_closes_with_4403(
+    pipeline: PipelineSettings, signer: DevSigner
+) -> None:
+    settings = pipeline(None, jwt_leeway_seconds=0)
+    app = create_app(settings, run_worker=True)
+    async with LiveServer(app) as server:
+        token, _ = await new_wallet(server, signer, "alice", None)
+        async with GraphQLWS(server.ws_url, signer.mint("alice", ttl=8)) as ws:
+            await ws.subscribe("m", MINE, {})
+            await submit(server, token)
+            pushed = await ws.collect("m", count=2)  # from the fan-out
+            assert len(fanout_of(app)) == 1
+            with pytest.raises(ConnectionClosed) as closed:
+                await drain(ws)
+        await asyncio.sleep(0.2)
+        assert len(fanout_of(app)) == 0
+    assert [p["data"]["myTransactions"]["status"] for p in pushed] == ["QUEUED", "SUBMITTED"]
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "Token expired")
