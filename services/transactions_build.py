@@ -9,6 +9,7 @@ from typing import Any
 
 from services.chains import BlockInfo, Chain
 from services.errors import BadUserInput, InsufficientFunds
+from services.tx_signing import sign_known_shape
 
 MIN_GAS = 21_000
 
@@ -203,12 +204,16 @@ def max_cost(fields: dict[str, Any]) -> int:
 
 
 def sign_transaction(tx: dict[str, Any], key: bytes, sender: str) -> SignedTx:
-    from eth_account import Account
+    known = sign_known_shape(tx, key)
+    if known is None:
+        from eth_account import Account
 
-    signed = Account.sign_transaction(tx, key)
+        signed = Account.sign_transaction(tx, key)
+        known = bytes(signed.raw_transaction), bytes(signed.hash)
+    raw, tx_hash = known
     return SignedTx(
-        raw=bytes(signed.raw_transaction),
-        hash="0x" + bytes(signed.hash).hex(),
+        raw=raw,
+        hash="0x" + tx_hash.hex(),
         nonce=int(tx["nonce"]),
         sender=sender,
         chain_id=int(tx["chainId"]),

@@ -1,0 +1,75 @@
+"""Signing the transaction shapes walletql builds, without eth-account's general machinery.
+
+A submit signs a ladder of about a dozen transactions; eth-account spends ~0.8 ms on each
+validating and converting a general dict. The shapes ``services/transactions_build.py``
+fills (EIP-1559 with no access list, and EIP-155 legacy) are encoded here directly: RLP,
+keccak and libsecp256k1 (coincurve, RFC 6979 nonces, low s) give the same bytes eth-account
+gives (a property test compares them); any other shape is left to eth-account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TYPE2 = frozenset({"chainId", "nonce", "to", "value", "data", "gas", "type"})
+_TYPE2_FEES = frozenset({"maxFeePerGas", "maxPriorityFeePerGas"})
+_LEGACY = frozenset({"chainId", "nonce", "to", "value", "data", "gas", "gasPrice"})
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _to(tx: dict[str, Any]) -> bytes | None:
+    to = tx.get("to")
+    if to is None:
+        return b""
+    if isinstance(to, str) and len(to) == 42 and to[:2] == "0x":
+        from eth_utils.address import to_checksum_address
+
+        try:
+            raw = bytes.fromhex(to[2:])
+        except ValueError:
+            return None
+        # eth-account refuses an address that is not checksummed; so does this path.
+        return raw if to_checksum_address(to) == to else None
+    return None
+
+
+def sign_known_shape(tx: dict[str, Any], key: bytes) -> tuple[bytes, bytes] | None:
+    """(raw transaction, its hash), or None when ``tx`` is not a shape this module knows."""
+    import rlp  # type: ignore[import-untyped]
+    from coincurve import PrivateKey
+    from eth_hash.auto import keccak
+
+    keys = tx.keys()
+    type2 = tx.get("type") == 2 and keys == _TYPE2 | _TYPE2_FEES
+    legacy = "type" not in tx and (keys == _LEGACY or keys == _LEGACY - {"to"})
+    if not (type2 or legacy):
+        return None  # a type-2 deployment (no "to") among them: eth-account's own path
+    to, data = _to(tx), tx["data"]
+    numbers = [_int(tx[name]) for name in ("chainId", "nonce", "value", "gas")]
+    if to is None or not isinstance(data, bytes) or any(n is None for n in numbers):
+        return None
+    chain_id, nonce, value, gas = (int(n or 0) for n in numbers)
+    signer = PrivateKey(key)
+    if type2:
+        priority, max_fee = _int(tx["maxPriorityFeePerGas"]), _int(tx["maxFeePerGas"])
+        if priority is None or max_fee is None:
+            return None
+        fields: list[Any] = [chain_id, nonce, priority, max_fee, gas, to, value, data, []]
+        signature = signer.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+        r, s, parity = signature[:32], signature[32:64], signature[64]
+        raw = b"\x02" + rlp.encode(
+            [*fields, parity, int.from_bytes(r, "big"), int.from_bytes(s, "big")]
+        )
+        return raw, keccak(raw)
+    price = _int(tx["gasPrice"])
+    if price is None:
+        return None
+    body: list[Any] = [nonce, price, gas, to, value, data]
+    signature = signer.sign_recoverable(keccak(rlp.encode([*body, chain_id, 0, 0])), hasher=None)
+    r, s, recovery = signature[:32], signature[32:64], signature[64]
+    v = recovery + 35 + 2 * chain_id
+    raw = rlp.encode([*body, v, int.from_bytes(r, "big"), int.from_bytes(s, "big")])
+    return raw, keccak(raw)
