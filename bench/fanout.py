@@ -48,7 +48,7 @@ from testkit.ws import GraphQLWS
 
 SUBMIT = "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id status } }"
 SUBSCRIBE = "subscription($id: ID!) { transactionStatus(id: $id) { seq status at } }"
-CONNECT_BUDGET = 140.0  # default seconds per round for connecting and initialising N sockets
+CONNECT_BUDGET = 300.0  # default seconds per round for connecting and initialising N sockets
 EVENT_TIMEOUT = 60.0  # the worker's event reached every subscriber
 IN_FLIGHT = 8  # subscribers being connected at once, over all client processes (below the
 # API's pool of 10 database connections: beyond it, overflow connections are opened and

@@ -43,7 +43,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
     _OperationStreamClosed,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import CompleteMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage,
+    ConnectionInitMessage,
+)
 from strawberry.utils.aio import aclosing
 
 from schema.context import Context, Info
@@ -246,6 +249,9 @@ class PushSlot:
         self.selection = self.handler.fanout.join(
             operation.query, operation.variables, operation.operation_name, root
         )
+        # One copy of the document text and variables for all its subscriptions.
+        operation.query = self.selection.key[0]
+        operation.variables = self.selection.variables
         return self.park
 
     def _cursor(self, event: EventView) -> int:
@@ -380,6 +386,14 @@ class FanOutTransportWS(StrictTransportWS):
         super().__init__(*args, **kwargs)
         self.fanout = self.view.fanout  # type: ignore[attr-defined]
         self.slots: dict[str, PushSlot] = {}
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        # Held for the socket's life otherwise: the cancelled timer task (with its
+        # traceback) and the token text, which the verified principal has replaced.
+        self.connection_init_timeout_task = None
+        if self.connection_acknowledged and self.context._principal is not None:
+            self.context.connection_params = {}
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """strawberry's ``run_operation``, except that a subscription handed to the fan-out
