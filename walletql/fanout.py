@@ -412,7 +412,10 @@ class FanOutTransportWS(StrictTransportWS):
             async with aclosing(result_source):
                 await self._send_result_stream(operation, result_source)
             if slot.handed:
-                return  # the fan-out serves it from here, and completes it
+                # The fan-out serves it from here, and completes it. Nothing of this task
+                # needs to stay with the operation (cleanup_operation knows).
+                operation.task = None
+                return
             await operation.send_operation_message(
                 CompleteMessage(id=operation.id, type="complete")
             )
@@ -433,4 +436,8 @@ class FanOutTransportWS(StrictTransportWS):
         slot = self.slots.pop(operation_id, None)
         if slot is not None:
             slot.close()
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.task is None:  # in the fan-out: no task
+            del self.operations[operation_id]
+            return
         await super().cleanup_operation(operation_id)
