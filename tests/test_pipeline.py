@@ -116,7 +116,7 @@ async def test_pending_transaction_is_bumped_and_the_bumped_hash_is_mined(
     async with pipeline_server(settings) as server:
         token, _ = await new_wallet(server, signer, "alice", w3)
         queued = await submit(server, token)
-        bumped = await wait_for(server, token, queued["id"], "SUBMITTED", reason="FEE_BUMP")
+        bumped = await wait_for(server, token, queued["id"], "SUBMITTED", reason="FEE_BUMP: ")
         assert bumped["hash"] != queued["hash"]
         assert bumped["hashes"][:2] == [queued["hash"], bumped["hash"]]
         await mine(w3)
