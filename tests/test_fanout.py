@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from inspect import isawaitable
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from web3 import AsyncWeb3
 from websockets.exceptions import ConnectionClosed
 
 import walletql.fanout
+from services.hub import EventHub, EventView
+from services.live import LiveService
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings
 from testkit.pipeline import mine, new_wallet, submit, wait_for
@@ -25,7 +28,7 @@ from testkit.server import LiveServer
 from testkit.ws import GraphQLWS, StuckClient
 from walletql.app import create_app
 from walletql.devauth import DevSigner
-from walletql.fanout import FanOut
+from walletql.fanout import FanOut, PushSlot
 from walletql.settings import Settings
 
 SMALL = """subscription($id: ID!, $after: BigInt) {
@@ -249,3 +252,108 @@ async def test_a_token_expiring_mid_stream_still_closes_with_4403(
     assert [p["data"]["myTransactions"]["status"] for p in pushed] == ["QUEUED", "SUBMITTED"]
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "Token expired")
+
+
+class Gate:
+    """Holds the fan-out's first execution until released: an execution that awaits (here
+    the ``transaction`` field's read) lets anything else run before its frames are written."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.armed = True
+        self.held: asyncio.Task[Any] | None = None  # the fan-out's task that waits
+
+    async def __call__(self, executor: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            self.held = asyncio.current_task()
+            self.entered.set()
+            await self.release.wait()
+        outcome = execute_subscription_event(executor)
+        return await outcome if isawaitable(outcome) else outcome
+
+
+def hubs_made(patch: pytest.MonkeyPatch) -> list[EventHub]:
+    made: list[EventHub] = []
+    original = EventHub.__init__
+
+    def recording(self: EventHub, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    patch.setattr(EventHub, "__init__", recording)
+    return made
+
+
+async def test_an_event_a_woken_subscriber_sent_itself_is_not_written_again(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> None:
+    _, w3 = manual_anvil
+    gate = Gate()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(walletql.fanout, "execute_subscription_event", gate)
+        hubs = hubs_made(patch)
+        app = create_app(manual_settings, run_worker=True)
+        async with LiveServer(app) as server:
+            token, _ = await new_wallet(server, signer, "alice", w3)
+            queued = await submit(server, token)
+            async with GraphQLWS(server.ws_url, token) as ws:
+                await ws.subscribe("t", LARGE, {"id": queued["id"], "after": 0})
+                await wait_for(server, token, queued["id"], "SUBMITTED")
+                await mine(w3)
+                await gate.entered.wait()  # the fan-out executes the next event, and waits
+                await wait_for(server, token, queued["id"], "CONFIRMED")
+                hubs[0].catch_up_all()  # the subscriber wakes and sends the rest on its own
+                frames = await frames_until_complete(ws)
+                gate.release.set()
+                assert gate.held is not None
+                await gate.held  # the held execution's writes are done
+                await ws.send({"type": "ping"})
+                while (message := await ws.receive())["type"] != "pong":
+                    frames.append(message)
+    seqs = [p["data"]["transactionStatus"]["seq"] for p in payloads(frames)]
+    assert seqs == ["1", "2", "3", "4"]
+    assert [f["type"] for f in frames][-1] == "complete"
+
+
+async def test_a_woken_subscriber_whose_catch_up_fails_gets_an_internal_error_and_complete(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> None:
+    _, w3 = manual_anvil
+    failing = False
+    original = LiveService._events_after
+
+    async def events_after(self: LiveService, *args: Any) -> list[EventView]:
+        if failing:
+            raise RuntimeError("the database went away")
+        return await original(self, *args)
+
+    parked = asyncio.Event()
+    park = PushSlot.park
+
+    def parking(self: PushSlot, *args: Any) -> bool:
+        taken = park(self, *args)
+        parked.set()
+        return taken
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LiveService, "_events_after", events_after)
+        patch.setattr(PushSlot, "park", parking)
+        hubs = hubs_made(patch)
+        app = create_app(manual_settings, run_worker=True)
+        async with LiveServer(app) as server:
+            token, _ = await new_wallet(server, signer, "alice", w3)
+            queued = await submit(server, token)
+            await wait_for(server, token, queued["id"], "SUBMITTED")
+            async with GraphQLWS(server.ws_url, token) as ws:
+                await ws.subscribe("t", SMALL, {"id": queued["id"], "after": 0})
+                assert len(await ws.collect("t", count=2)) == 2  # QUEUED, SUBMITTED
+                await parked.wait()  # in the fan-out
+                failing = True
+                hubs[0].catch_up_all()
+                frames = await frames_until_complete(ws)
+    errors = [e for p in payloads(frames) for e in p.get("errors", [])]
+    assert [e["extensions"]["code"] for e in errors] == ["INTERNAL"]
+    assert "database" not in errors[0]["message"]
+    assert frames[-1] == {"id": "t", "type": "complete"}

@@ -38,7 +38,7 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from graphql.execution import ExecutionResult, execute_subscription_event
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
     _OperationStreamClosed,
@@ -111,13 +111,18 @@ class Selection:
                 # One synchronous loop of writes: no full collection pauses in the middle.
                 collecting = gc.isenabled()
                 gc.disable()
+                delivered = 0
                 try:
                     for slot in ready:
-                        slot.deliver(text, event)
+                        # Asked again: while the execution awaited, a subscriber may have
+                        # woken (and sent this event on its own), or completed.
+                        if slot.expects(event):
+                            slot.deliver(text, event)
+                            delivered += 1
                 finally:
                     if collecting:
                         gc.enable()
-                ready[0].counter.inc(len(ready))
+                ready[0].counter.inc(delivered)
         finally:
             self._drain_task = None
             self.registry.forget_if_unused(self)
@@ -329,15 +334,19 @@ class PushSlot:
                 return  # caught up: back in the fan-out
             if self._forget():
                 await self._send_complete()
-        except DomainError as exc:  # SLOW_CONSUMER, or the transaction is gone
+        except Exception as exc:
+            gone = WebSocketState.DISCONNECTED in (socket.application_state, socket.client_state)
+            if gone and not isinstance(exc, DomainError):
+                log.debug("subscription ended while catching up: %s", type(exc).__name__)
+                return  # the socket went away meanwhile
+            # SLOW_CONSUMER or the transaction gone: its error; anything else (the database,
+            # say): INTERNAL, logged with the request id. Then complete: never a silent stop.
             error = to_client_error(GraphQLError(str(exc), original_error=exc), context.request_id)
             body = self.handler.fanout.encode({"data": None, "errors": [error.formatted]})
             with contextlib.suppress(Exception):
                 await socket.send_text(self.prefix + body + "}")
                 if self._forget():
                     await self._send_complete()
-        except Exception as exc:  # the socket went away meanwhile
-            log.debug("subscription ended while catching up: %s", type(exc).__name__)
         finally:
             self.task = None
 
