@@ -132,7 +132,8 @@ class TokenVerifier:
             if self._clock() < hit.principal.expires_at + self._leeway and (
                 await self._jwks.get(hit.kid) is hit.key
             ):
-                self._verified.move_to_end(token)
+                if token in self._verified:  # another request may have pushed it out meanwhile
+                    self._verified.move_to_end(token)
                 return hit.principal
             self._verified.pop(token, None)  # expired, or its key rotated: check it afresh
         try:

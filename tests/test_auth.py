@@ -262,3 +262,37 @@ async def test_more_tokens_than_the_cache_holds_all_verify(signer: DevSigner) ->
     tokens = [signer.mint(f"user-{i}") for i in range(5)]
     for _ in range(2):
         assert [(await verifier.verify(t)).sub for t in tokens] == [f"user-{i}" for i in range(5)]
+
+
+async def test_a_remembered_token_evicted_while_the_key_set_refreshes_still_verifies(
+    signer: DevSigner,
+) -> None:
+    # The provider is down at the refresh: the last good key set stays. Meanwhile another
+    # token verifies afresh and, the cache holding one token, pushes the remembered one out.
+    fetching, down = asyncio.Event(), asyncio.Event()
+    fetches = 0
+
+    async def fetch() -> dict[str, Any]:
+        nonlocal fetches
+        fetches += 1
+        if fetches == 1:
+            return signer.jwks()
+        fetching.set()
+        await down.wait()
+        raise httpx.ConnectError("the provider is down")
+
+    now = 0.0
+    jwks = JwksCache(fetch, ttl=10, min_refetch=5, clock=lambda: now)
+    verifier = TokenVerifier(
+        jwks, algorithms=["RS256"], issuer=DEV_ISSUER, audience=DEV_AUDIENCE,
+        required_scope=None, leeway=0, cache_size=1,
+    )  # fmt: skip
+    remembered, fresh = signer.mint("alice"), signer.mint("bob")
+    assert (await verifier.verify(remembered)).sub == "alice"
+    now = 20.0  # the key set is stale: the next look refetches it
+    newcomer = asyncio.create_task(verifier.verify(fresh))
+    await fetching.wait()
+    returning = asyncio.create_task(verifier.verify(remembered))
+    await asyncio.sleep(0)  # it waits for the refresh under way
+    down.set()
+    assert [p.sub for p in await asyncio.gather(newcomer, returning)] == ["bob", "alice"]
