@@ -154,9 +154,9 @@ async def fill_affordable(chain: Chain, sender: str, req: TxRequest) -> dict[str
     except InsufficientFunds:
         # Some nodes (py-evm) refuse to estimate for a sender that cannot pay: estimate as if
         # it could, so ``needed`` still counts the gas.
-        gas = await _gas_as_if_funded(chain, sender, req)
+        gas, exact = await _gas_as_if_funded(chain, sender, req)
         fields = await fill_transaction(chain, sender, replace(req, gas=gas or intrinsic_gas(req)))
-        if gas is None:  # only a lower bound: never sign with it
+        if not exact:  # only a lower bound: never sign with it
             raise _cannot_pay(fields, (await chain.balance(sender))[0], at_least=True) from None
     balance, _ = await chain.balance(sender)
     if balance < max_cost(fields):
@@ -175,16 +175,26 @@ def _cannot_pay(
     )  # fmt: skip
 
 
-async def _gas_as_if_funded(chain: Chain, sender: str, req: TxRequest) -> int | None:
-    """The gas estimate with no value and a zero gas price, which a node answers for an empty
-    sender; None when even that fails (say, the call needs the value)."""
-    estimate: dict[str, Any] = {"from": sender, "value": 0, "data": req.data, "gasPrice": 0}
+async def _gas_as_if_funded(chain: Chain, sender: str, req: TxRequest) -> tuple[int | None, bool]:
+    """The gas estimate at a zero gas price, which a node answers for a sender that cannot pay
+    the gas: (gas, True) with the transaction's own value, since the gas may depend on it (a
+    revert there is the caller's answer). A wallet that does not even hold the value gets
+    (the estimate without it, or None when that fails too, False): a lower bound only."""
+    try:
+        return await _estimate_at_zero_price(chain, sender, req, req.value), True
+    except InsufficientFunds:
+        pass
+    try:
+        return await _estimate_at_zero_price(chain, sender, req, 0), False
+    except (InsufficientFunds, BadUserInput):  # say, the call needs the value
+        return None, False
+
+
+async def _estimate_at_zero_price(chain: Chain, sender: str, req: TxRequest, value: int) -> int:
+    estimate: dict[str, Any] = {"from": sender, "value": value, "data": req.data, "gasPrice": 0}
     if req.to is not None:
         estimate["to"] = req.to
-    try:
-        return await chain.estimate_gas(estimate)
-    except (InsufficientFunds, BadUserInput):
-        return None
+    return await chain.estimate_gas(estimate)
 
 
 def intrinsic_gas(req: TxRequest) -> int:

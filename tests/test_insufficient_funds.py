@@ -10,10 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rlp  # type: ignore[import-untyped]
+from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
 
 from testkit.anvil import Anvil
-from testkit.env import chain_of, make_settings
+from testkit.env import PipelineSettings, chain_of, make_settings
 from testkit.graphql import bearer, only_error
+from testkit.pipeline import submit, wait_for
 from testkit.server import LiveServer
 from walletql.app import create_app
 from walletql.devauth import DevSigner
@@ -121,3 +125,35 @@ async def test_funded_to_what_was_needed_the_same_request_goes_through(
     )
     # The refusals reserved nothing: the first signature takes nonce 0.
     assert body["data"]["signTransaction"]["nonce"] == "0", body
+
+
+# Init code of a contract that stores the value it receives: a call with value costs a
+# storage write (over 20,000 gas) that the same call without value does not.
+STORES_VALUE = "0x600b600c600039600b6000f3" + "3415600957346000555b00"
+
+
+async def test_a_call_whose_gas_grows_with_its_value_is_not_signed_with_the_gas_of_no_value(
+    pipeline: PipelineSettings, signer: DevSigner
+) -> None:
+    settings = pipeline(None, faucet_wei=0)  # the in-process chain
+    async with LiveServer(create_app(settings, run_worker=True)) as server:
+        deployer = await wallet(server, signer, "deployer", 10**18)
+        deployment = await submit(server, deployer, to=None, value="0", data=STORES_VALUE)
+        await wait_for(server, deployer, deployment["id"], "CONFIRMED")
+        sender = bytes.fromhex(deployment["from"][2:])
+        contract = to_checksum_address(keccak(rlp.encode([sender, int(deployment["nonce"])]))[12:])
+        # Enough for the value and 40,000 gas at 1 gwei: the call without value would fit, the
+        # call with value needs more gas.
+        fee, value = 10**9, 1000
+        token = await wallet(server, signer, "alice", value + 40_000 * fee)
+        body = await server.graphql(
+            SIGN,
+            {"i": {"to": contract, "value": str(value), "password": PASSWORD,
+                   "maxFeePerGas": str(fee), "maxPriorityFeePerGas": str(fee)}},
+            token=token,
+        )  # fmt: skip
+    error = only_error(body)
+    assert error["extensions"]["code"] == "INSUFFICIENT_FUNDS", body
+    gas = (int(error["extensions"]["needed"]) - value) // fee
+    assert gas > 41_000  # the storage write is counted
+    assert int(error["extensions"]["available"]) == value + 40_000 * fee
