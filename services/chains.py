@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.causes import words
 from services.errors import BadUserInput, ChainUnavailable, InsufficientFunds
 from services.rpc import RpcError, Transport, TransportFailed
 from services.rpc_values import is_revert, quantity, revert_message, rpc_transaction, to_hex
@@ -168,11 +169,13 @@ class Chain:
         except RpcError as exc:
             if any(text in exc.message.lower() for text in _CANNOT_PAY):
                 raise InsufficientFunds("the wallet cannot pay for this transaction") from exc
+            # In the node's words as its owner may read them (services/causes.py): a node
+            # behind a proxy may name its upstream's URL, API key and all.
             if is_revert(exc):
                 raise BadUserInput(
-                    f"the transaction would revert: {revert_message(exc)}", field="data"
+                    f"the transaction would revert: {words(revert_message(exc))}", field="data"
                 ) from exc
-            raise BadUserInput(f"the node rejected the transaction: {exc.message}") from exc
+            raise BadUserInput(f"the node rejected the transaction: {words(exc.message)}") from exc
 
     async def eth_call(self, to: str, data: bytes) -> bytes:
         """The call's return data; a revert or a node error raises ``RpcError``."""

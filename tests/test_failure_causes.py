@@ -7,22 +7,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from web3 import AsyncWeb3
 
 from db.models import Transaction, TransactionEvent
 from db.unit_of_work import UnitsOfWork
-from services.chains import Chains
+from services.chains import Chain, Chains
 from services.domain import TransactionStatus
-from services.errors import ChainUnavailable
+from services.errors import BadUserInput, ChainUnavailable
 from services.pipeline import TransactionProcessor
 from services.queues.postgres import PostgresQueue
 from services.rpc import RpcError
 from testkit.anvil import Anvil
+from testkit.net import free_port
 from testkit.pipeline import fetch, fund, mine, new_wallet, pipeline_server, submit, wait_for
 from tests.test_processor import CONFIG, INTERVAL, NOW, PENDING, Case, FakeChain, _store
 from walletql.devauth import DevSigner
@@ -226,3 +229,37 @@ async def mine_until(server: Any, token: str, tx_id: str, w3: AsyncWeb3[Any]) ->
             return tx
         await asyncio.sleep(0.1)
     raise AssertionError(f"never CONFIRMED: {tx}")
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        ({"code": -32000, "message": "upstream https://u:s3cret@rpc.example/v3/KEY123 refused\nx"},
+         "the node rejected the transaction: upstream https://rpc.example/… refused\\x0ax"),
+        ({"code": 3, "message": "execution reverted: see https://rpc.example/v3/KEY123?key=s3cret"},
+         "the transaction would revert: execution reverted: see https://rpc.example/…"),
+    ],
+)  # fmt: skip
+async def test_a_gas_estimate_refused_reaches_the_caller_without_the_nodes_credentials(
+    error: dict[str, Any], said: str
+) -> None:
+    async def rpc(request: web.Request) -> web.Response:
+        call = await request.json()
+        if call["method"] == "eth_chainId":
+            return web.json_response({"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"})
+        return web.json_response({"jsonrpc": "2.0", "id": call["id"], "error": error})
+
+    app = web.Application()
+    app.router.add_post("/", rpc)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    chain = Chain(replace(CONFIG, rpc_url=f"http://127.0.0.1:{port}/"), 5.0)
+    try:
+        with pytest.raises(BadUserInput) as refused:
+            await chain.estimate_gas({"from": "0x" + "11" * 20, "to": "0x" + "22" * 20})
+    finally:
+        await chain.close()
+        await runner.cleanup()
+    assert refused.value.message == said
