@@ -13,7 +13,10 @@ import re
 import traceback
 from pathlib import Path
 
-_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]*@)?(?P<host>[^/\s:?#]+)[^\s'\"]*")
+# Schemes are case-insensitive; the userinfo runs to its last "@" (a password may hold one).
+_URL = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^/?#\s]*@)?(?P<host>[^/\s:?#]+)[^\s'\"]*", re.I
+)
 # SQLAlchemy appends the statement and its parameters to an error's text.
 _SQL_TAIL = re.compile(r"\s*\[SQL: .*", re.S)
 

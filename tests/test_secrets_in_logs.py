@@ -80,13 +80,16 @@ def test_logged_errors_drop_credentials_from_urls() -> None:
     try:
         raise RuntimeError(
             "401 Unauthorized, url=https://rpc.example.io/v3/SECRETKEY123?token=abc, "
-            "dsn=postgresql+asyncpg://walletql:hunter2@db.internal:5432/walletql"
+            "dsn=postgresql+asyncpg://walletql:hunter2@db.internal:5432/walletql, "
+            "node=HTTPS://ops:UPPERSECRET@rpc.upper.io, proxy=http://ops:p@ssword@proxy.io/"
         )
     except RuntimeError as exc:
         line = describe_exception(exc)
     assert "rpc.example.io" in line
     assert "db.internal" in line
-    for secret in ("SECRETKEY123", "token=abc", "hunter2"):
+    assert "rpc.upper.io" in line
+    assert "proxy.io" in line
+    for secret in ("SECRETKEY123", "token=abc", "hunter2", "UPPERSECRET", "ssword"):
         assert secret not in line
 
 
