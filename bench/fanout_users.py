@@ -46,7 +46,7 @@ async def client_main() -> None:
 
     raise_nofile()
     loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
+    stdin = asyncio.StreamReader(limit=2**26)  # the config line holds thousands of tokens
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     config = json.loads(await stdin.readline())
     urls: list[str] = config["urls"]
