@@ -6,8 +6,9 @@ writes one prepared ``next`` frame to every socket), both served to the same cli
 each N (1, then ``--sizes``), the floor's round and then walletql's: N graphql-transport-ws
 subscribers (this script's ``--client`` mode, a few processes on the ``websockets``
 package) subscribe to ``transactionStatus(id: X)`` and get the initial message; the
-server's RSS is read; then one event: for walletql ONE ``walletql worker`` broadcasts the
-transaction and commits SUBMITTED, for the floor a NOTIFY from here. The figure is the time
+server's RSS is read; then one event: for walletql SUBMITTED committed from here as the
+worker commits it (status, event row, NOTIFY in one transaction), for the floor a NOTIFY
+from here. The figure is the time
 from our own LISTEN's receipt of that NOTIFY (~ the commit) to the moment the LAST
 subscriber has the event (wall clocks of one machine), and the server's RSS growth per idle
 subscription (VmRSS before connecting and 2 s after the last subscriber is initialised).
@@ -17,11 +18,7 @@ shared, so only same-run ratios mean much.
 Subscribers are connected a few at a time (``--in-flight``); a round that has not connected
 all N within ``--connect-budget`` seconds goes on with those it has, and says so.
 
-anvil runs with ``--no-mining`` by default so that SUBMITTED is the only event: with
-automine the worker commits SUBMITTED and MINED in one database transaction and every
-subscriber gets two messages at once (``--automine`` measures that).
-
-    python -m bench.fanout [--sizes 1000,10000] [--clients 4] [--no-deflate] [--automine]
+    python -m bench.fanout [--sizes 1000,10000] [--clients 4] [--no-deflate]
 """
 
 from __future__ import annotations
@@ -302,7 +299,7 @@ async def fan_out(
     return result
 
 
-def report(rounds: Sequence[Round], deflate: bool, automine: bool, budget: float) -> None:
+def report(rounds: Sequence[Round], deflate: bool, budget: float) -> None:
     from bench.measure import percentile, print_table
 
     rows: list[list[Any]] = []
@@ -315,9 +312,8 @@ def report(rounds: Sequence[Round], deflate: bool, automine: bool, budget: float
         )  # fmt: skip
     print_table(
         "Fan-out of one SUBMITTED event to N subscribers of one transaction "
-        f"(client permessage-deflate {'on' if deflate else 'off'}, anvil "
-        f"{'automine' if automine else '--no-mining'}); floor: a bare Starlette app on the "
-        "same uvicorn writing one prepared frame to every socket",
+        f"(client permessage-deflate {'on' if deflate else 'off'}); floor: a bare Starlette "
+        "app on the same uvicorn writing one prepared frame to every socket",
         ["server", "N", "connected", "got the event", "connect s", "p50 ms from NOTIFY",
          "last ms from NOTIFY", "server CPU ms in fan-out", "RSS before MiB", "RSS after MiB",
          "KiB per idle subscription", "load average"],
@@ -362,6 +358,44 @@ def report(rounds: Sequence[Round], deflate: bool, automine: bool, budget: float
 
 
 @contextlib.asynccontextmanager
+async def recorded_event(dsn: str, tx_id: str) -> AsyncIterator[None]:
+    """SUBMITTED for ``tx_id``, committed from here as services/events.record_event commits
+    it (the status, the event row with the next seq and userSeq, the NOTIFY, in one
+    transaction). A worker process would do the same, but its start-up would take CPU from
+    the clients while they receive, which the floor's round does not pay."""
+    import asyncpg
+
+    from services.events import CHANNEL
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        async with connection.transaction():
+            row = await connection.fetchrow(
+                "UPDATE transactions SET status = 'SUBMITTED', last_seq = last_seq + 1 "
+                "WHERE id = $1 RETURNING user_id, last_seq",
+                uuid.UUID(tx_id),
+            )
+            assert row is not None
+            user_seq = await connection.fetchval(
+                "UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+                row["user_id"],
+            )
+            at = dt.datetime.now(dt.UTC)
+            await connection.execute(
+                "INSERT INTO transaction_events (transaction_id, user_id, seq, user_seq, status,"
+                " at) VALUES ($1, $2, $3, $4, 'SUBMITTED', $5)",
+                uuid.UUID(tx_id), row["user_id"], row["last_seq"], user_seq, at,
+            )  # fmt: skip
+            payload = {"tx": tx_id, "user": str(row["user_id"]), "seq": row["last_seq"],
+                       "useq": user_seq, "status": "SUBMITTED", "reason": None,
+                       "at": at.isoformat()}  # fmt: skip
+            await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, json.dumps(payload))
+        yield
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
 async def floor_server(dsn: str) -> AsyncIterator[Target]:
     """The floor (bench/fanout_floor.py) as a process of its own; its events are NOTIFYs
     sent from here."""
@@ -401,7 +435,6 @@ async def run(
     sizes: Sequence[int],
     n_clients: int,
     deflate: bool,
-    automine: bool,
     budget: float,
     in_flight: int,
 ) -> None:
@@ -436,7 +469,7 @@ async def run(
     arrivals: dict[tuple[str, int], tuple[float, float]] = {}
     async with (
         bench_database("fanout") as (url, data_dir),
-        Anvil(chain_id=31337, no_mining=not automine) as anvil,
+        Anvil(chain_id=31337, no_mining=True) as anvil,
     ):
         signer = DevSigner(data_dir)  # the same key the API reads from WALLETQL_DATA_DIR
         token = signer.mint(f"bench-fanout-{uuid.uuid4().hex[:6]}")
@@ -453,12 +486,7 @@ async def run(
                 pid = floor.pid if event.get("floor") else api.pid
                 arrivals[(event["tx"], int(event["seq"]))] = (received, process_cpu(pid))
 
-            @contextlib.asynccontextmanager
-            async def worker_event(_tx_id: str) -> AsyncIterator[None]:
-                async with ServerProcess(env, ("worker",), strict=False):
-                    yield
-
-            walletql = Target("walletql", api.pid, api.ws_url, worker_event)
+            walletql = Target("walletql", api.pid, api.ws_url, lambda tx: recorded_event(dsn, tx))
             async with (
                 notifications(dsn, notified, FLOOR_CHANNEL),
                 httpx.AsyncClient(base_url=api.url, timeout=60) as http,
@@ -493,7 +521,7 @@ async def run(
                             f"(load average {r.load})",
                             flush=True,
                         )
-    report(rounds, deflate, automine, budget)
+    report(rounds, deflate, budget)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -503,7 +531,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-deflate", action="store_true", help="clients do not offer permessage-deflate"
     )
-    parser.add_argument("--automine", action="store_true", help="anvil mines every transaction")
     parser.add_argument(
         "--connect-budget",
         type=float,
@@ -527,7 +554,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             sizes,
             max(1, args.clients),
             not args.no_deflate,
-            args.automine,
             args.connect_budget,
             args.in_flight,
         )
