@@ -268,6 +268,7 @@ class TransactionProcessor:
         tx.block_hash = hex_of(receipt["blockHash"])
         tx.gas_used = int(receipt["gasUsed"])
         tx.effective_gas_price = int(receipt.get("effectiveGasPrice") or 0) or None
+        clear_live_error(tx)  # mined: no refusal or failed look describes it now
         if attempt.kind is CANCEL:
             if tx.cancel_reason is CancelReason.REJECTED:
                 return None  # the nonce is filled; the transaction had already failed
@@ -281,7 +282,6 @@ class TransactionProcessor:
             tx.error_code, tx.error_message = "REVERTED", reason
             await record_event(step.uow, tx, S.FAILED, f"REVERTED: {reason}")
             return None
-        clear_live_error(tx)
         await record_event(step.uow, tx, S.MINED)
         return await self._follow_mined(step)
 

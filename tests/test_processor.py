@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from db.models import Transaction, TransactionAttempt, TransactionEvent, User, Wallet
 from db.unit_of_work import UnitsOfWork
 from services.chains import Chain, ChainConfig, Chains, NodeRejected
-from services.domain import AttemptKind, TransactionStatus
+from services.domain import AttemptKind, CancelReason, TransactionStatus
 from services.events import CHANNEL, record_event
 from services.pipeline import TransactionProcessor
 
@@ -146,6 +146,14 @@ CASES = {
         S.QUEUED, row={"error_code": "RETRYING", "error_message": "delivery 1 of 5 failed"},
         want_reasons=[None], want_sent=[_raw(*SEND0)], want_delay=0.0,
         want_row={"error_code": None, "error_message": None},
+    ),
+    "a cancel mined after a refused resend: the final transaction keeps no live error": Case(
+        S.SUBMITTED,
+        row={**PENDING, "cancel_rung": 0, "cancel_reason": CancelReason.USER,
+             "error_code": "REJECTED", "error_message": NO_FUNDS},
+        send_error="nonce too low", receipts={_hash(*CANCEL0): OUR_RECEIPT[_hash(*SEND0)]},
+        want_status=S.CANCELLED, want_reasons=["USER: the cancel was mined"], want_delay=None,
+        want_row={"error_code": None, "error_message": None, "hash": _hash(*CANCEL0)},
     ),
     "a refused fee bump is an event; the rung stays": Case(
         S.SUBMITTED, row={"submitted_at": BUMP_DUE},
