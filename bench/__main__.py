@@ -16,6 +16,7 @@ from testkit import ROOT
 SCRIPTS = [
     ("1. Status discovery: push vs poll", "bench.push_vs_poll"),
     ("2. Fan-out", "bench.fanout"),
+    ("2b. Fan-out, many users", "bench.fanout_users"),
     ("3. API throughput", "bench.api_throughput"),
     ("4. Signing cost", "bench.signing"),
     ("5. Pipeline throughput", "bench.pipeline"),
