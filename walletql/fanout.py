@@ -77,7 +77,7 @@ def _hold_gc() -> None:
     _gc_holds += 1
 
 
-def _release_gc() -> None:
+def _release_gc(_task: object = None) -> None:
     global _gc_holds
     _gc_holds -= 1
     if _gc_holds == 0:
@@ -114,8 +114,10 @@ class Selection:
             return
         self._batches.append((event, [slot]))
         if self._drain_task is None:
-            _hold_gc()  # released when the drain ends
+            _hold_gc()
             self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+            # Released when the drain ends, even one cancelled before it started.
+            self._drain_task.add_done_callback(_release_gc)
 
     async def _drain(self) -> None:
         try:
@@ -141,7 +143,6 @@ class Selection:
                 ready[0].counter.inc(delivered)
         finally:
             self._drain_task = None
-            _release_gc()
             self.registry.forget_if_unused(self)
 
     async def payload(self, event: EventView, context: Context) -> str:
