@@ -18,6 +18,8 @@ from services.live import Park
 async def transaction_status(
     info: Info, id: strawberry.ID, after_seq: BigInt | None = None
 ) -> AsyncGenerator[TransactionEventType, None]:
+    """The current state (or every event after afterSeq), then each new event of one of your
+    transactions; completes after a final status."""
     ctx = info.context
     principal = await ctx.principal()
 
@@ -32,6 +34,8 @@ async def transaction_status(
 async def my_transactions(
     info: Info, after_seq: BigInt | None = None
 ) -> AsyncGenerator[TransactionEventType, None]:
+    """Every event of every transaction of yours, in commit order; resume with afterSeq = the last
+    userSeq you saw."""
     ctx = info.context
     principal = await ctx.principal()
 

@@ -23,11 +23,13 @@ from schema.wallet_types import (
 
 
 def chains(info: Info) -> list[ChainType]:
+    """The configured chains; one is the default."""
     registry = info.context.services.chains
     return [ChainType.from_model(c, registry.default_id) for c in registry.all()]
 
 
 async def balance(info: Info, chain_id: ChainId | None = None) -> BalanceType:
+    """The caller's native balance; chainId defaults to the default chain."""
     ctx = info.context
     result = await ctx.services.wallets.balance(ctx.uow, await ctx.principal(), chain_id)
     return BalanceType.from_model(result)
@@ -36,6 +38,7 @@ async def balance(info: Info, chain_id: ChainId | None = None) -> BalanceType:
 async def token_balances(
     info: Info, tokens: list[Address], chain_id: ChainId | None = None
 ) -> list[TokenBalanceType]:
+    """ERC-20 balances of the caller's wallet; errors are reported per token."""
     ctx = info.context
     result = await ctx.services.wallets.token_balances(
         ctx.uow, await ctx.principal(), chain_id, list(tokens)
@@ -44,6 +47,7 @@ async def token_balances(
 
 
 async def sign_transaction(info: Info, input: SignTransactionInput) -> SignedTransactionType:
+    """Fill in and sign a transaction. Nothing is broadcast."""
     ctx = info.context
     signed = await ctx.services.wallets.sign_transaction(
         ctx.uow, await ctx.principal(), tx_request(input), input.password
@@ -52,6 +56,7 @@ async def sign_transaction(info: Info, input: SignTransactionInput) -> SignedTra
 
 
 async def sign_message(info: Info, input: SignMessageInput) -> SignedMessageType:
+    """EIP-191 personal_sign of text or bytes."""
     ctx = info.context
     signed = await ctx.services.wallets.sign_message(
         ctx.uow, await ctx.principal(), input.message, input.encoding.value, input.password
@@ -60,6 +65,7 @@ async def sign_message(info: Info, input: SignMessageInput) -> SignedMessageType
 
 
 async def sign_typed_data(info: Info, input: SignTypedDataInput) -> SignedMessageType:
+    """EIP-712 signature of typed data."""
     ctx = info.context
     signed = await ctx.services.wallets.sign_typed_data(
         ctx.uow, await ctx.principal(), input.typed_data, input.password
@@ -68,6 +74,7 @@ async def sign_typed_data(info: Info, input: SignTypedDataInput) -> SignedMessag
 
 
 async def change_password(info: Info, input: ChangePasswordInput) -> UserType:
+    """Re-encrypt the wallet key under a new password; the address stays."""
     ctx = info.context
     profile = await ctx.services.wallets.change_password(
         ctx.uow, await ctx.principal(), input.current_password, input.new_password
@@ -76,6 +83,8 @@ async def change_password(info: Info, input: ChangePasswordInput) -> UserType:
 
 
 async def export_wallet(info: Info, password: str) -> JSON:
+    """A Web3 Secret Storage v3 keystore (MetaMask, geth, ethers can import it), encrypted with the
+    same password. Needs a token issued in the last few minutes."""
     ctx = info.context
     keystore = await ctx.services.wallets.export_wallet(
         ctx.uow, await ctx.principal(), password, time.time()

@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentCache, Limits, checked_documents
 from schema.errors import ErrorCodes
+from schema.loaders import LoadersPerOperation
 from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_MAP
 
@@ -53,6 +54,7 @@ def build_schema(
     # Factories: strawberry builds fresh extension instances for every operation.
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
+        LoadersPerOperation,
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         checked_documents(
             DocumentCache(cache_bytes, cache_max_query_bytes),

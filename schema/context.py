@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from starlette.requests import Request
@@ -33,13 +32,23 @@ class Context:
     # (schema/unit_of_work.py).
     uow: UnitOfWork = field(init=False)
 
+    _loaders: Loaders | None = field(default=None, init=False)
+
     def __post_init__(self) -> None:
         self.uow = self.services.units.read_only()
 
-    @cached_property
+    @property
     def loaders(self) -> Loaders:
-        """This request's DataLoaders (built on first use: most requests need none)."""
-        return Loaders(self.services.transaction_queries, self.services.units.read_only())
+        """The DataLoaders of the current scope (built on first use: most requests need none)."""
+        if self._loaders is None:
+            queries, units = self.services.transaction_queries, self.services.units
+            self._loaders = Loaders(queries, units.read_only())
+        return self._loaders
+
+    def new_scope(self) -> None:
+        """Forget what the loaders read: an operation, a mutation field's result and each
+        pushed item read afresh (schema/loaders.py)."""
+        self._loaders = None
 
     def _authorization(self) -> str | None:
         if self.connection_params is not None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import strawberry
 
 from schema.attempt_types import TokenTransferType, TransactionAttemptType
 from schema.context import Info
 from schema.enums import AttemptKind, TransactionErrorCode, TxType
+from schema.fields import field
 from schema.scalars import Address, BigInt, ChainId, Hex, optional_big
 from services.domain import TransactionStatus
 from services.hub import EventView
@@ -24,6 +22,7 @@ strawberry.enum(TransactionStatus, name="TransactionStatus")
 
 
 async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
+    """The transaction as it is now."""
     ctx = info.context
     principal = await ctx.principal()
     tx = await ctx.services.transaction_queries.get(ctx.uow, principal, str(root.transaction_id))
@@ -43,9 +42,7 @@ class TransactionEventType:
     status: TransactionStatus
     at: datetime
     reason: str | None
-    transaction: TransactionType = strawberry.field(
-        resolver=_event_transaction, description="The transaction as it is now."
-    )
+    transaction: TransactionType = field(_event_transaction)
 
     @classmethod
     def from_model(cls, m: TransactionEvent | EventView) -> TransactionEventType:
@@ -66,29 +63,36 @@ class TransactionErrorType:
 
 
 async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
+    """Every hash broadcast for this nonce: the original, fee bumps, cancel."""
     return [Hex(a.hash) for a in sent_attempts(await root._attempts(info))]
 
 
 async def _attempts(root: TransactionType, info: Info) -> list[TransactionAttemptType]:
+    """Every attempt broadcast for this nonce, in order: the original, fee bumps, the cancel."""
     return [TransactionAttemptType.from_model(a) for a in sent_attempts(await root._attempts(info))]
 
 
 async def _live_attempt(root: TransactionType, info: Info) -> TransactionAttemptType | None:
+    """The attempt `hash` names: mined, or the latest broadcast (rung 0 before any)."""
     live = await root._live(info)
     return TransactionAttemptType.from_model(live) if live else None
 
 
 async def _replaced_by_cancel(root: TransactionType, info: Info) -> bool:
+    """True when the live attempt is the cancel: a CANCELLED transaction shows the original's to and
+    value with the cancel's hash and fees."""
     live = await root._live(info)
     return live is not None and live.kind == AttemptKind.CANCEL
 
 
 async def _max_fee(root: TransactionType, info: Info) -> BigInt | None:
+    """Of the live attempt (EIP1559 only)."""
     live = await root._live(info)
     return optional_big(live.max_fee_per_gas if live else root._model.max_fee_per_gas)
 
 
 async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
+    """Of the live attempt (EIP1559 only)."""
     live = await root._live(info)
     return optional_big(
         live.max_priority_fee_per_gas if live else root._model.max_priority_fee_per_gas
@@ -96,11 +100,13 @@ async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
 
 
 async def _gas_price(root: TransactionType, info: Info) -> BigInt | None:
+    """Of the live attempt (LEGACY only)."""
     live = await root._live(info)
     return optional_big(live.gas_price if live else root._model.gas_price)
 
 
 async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
+    """When walletql saw it in a block; null while pending."""
     if root._model.block_number is None:
         return None
     # The first event since it last left the mempool (a reorg sends it back there).
@@ -113,16 +119,19 @@ async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
 
 
 async def _confirmed_at(root: TransactionType, info: Info) -> datetime | None:
+    """When it reached CONFIRMED."""
     events = await root._events(info)
     return next((e.at for e in events if e.status == TransactionStatus.CONFIRMED), None)
 
 
 def _explorer_url(root: TransactionType, info: Info) -> str | None:
+    """The block explorer's page for hash; null without a configured explorer."""
     chains = info.context.services.chains
     return chains.get(root._model.chain_id).config.explorer_url(root._model.hash)
 
 
 async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferType | None:
+    """The ERC-20 transfer(to, amount) this transaction calls, if it is one."""
     m = root._model
     transfer = decode_transfer(m.to_address, bytes(m.data))
     if transfer is None:
@@ -135,6 +144,7 @@ async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferTyp
 
 
 async def _confirmations(root: TransactionType, info: Info) -> int | None:
+    """Blocks on top of (and including) the one it is in; null if the chain does not answer."""
     if root._model.block_number is None:
         return 0
     latest = await info.context.loaders.block_numbers.load(root._model.chain_id)
@@ -142,6 +152,7 @@ async def _confirmations(root: TransactionType, info: Info) -> int | None:
 
 
 async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
+    """Every status change, oldest first."""
     return [TransactionEventType.from_model(e) for e in await root._events(info)]
 
 
@@ -164,15 +175,9 @@ class TransactionType:
         description="The hash of the live attempt: the one mined, else the latest sent."
     )
     gas_limit: BigInt
-    max_fee_per_gas: BigInt | None = strawberry.field(
-        resolver=_max_fee, description="Of the live attempt (EIP1559 only)."
-    )
-    max_priority_fee_per_gas: BigInt | None = strawberry.field(
-        resolver=_max_priority_fee, description="Of the live attempt (EIP1559 only)."
-    )
-    gas_price: BigInt | None = strawberry.field(
-        resolver=_gas_price, description="Of the live attempt (LEGACY only)."
-    )
+    max_fee_per_gas: BigInt | None = field(_max_fee)
+    max_priority_fee_per_gas: BigInt | None = field(_max_priority_fee)
+    gas_price: BigInt | None = field(_gas_price)
     block_number: BigInt | None
     block_hash: Hex | None
     gas_used: BigInt | None
@@ -185,74 +190,25 @@ class TransactionType:
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[Transaction]
-    _loaded: strawberry.Private[dict[str, asyncio.Future[Any]]]
-    explorer_url: str | None = strawberry.field(
-        resolver=_explorer_url,
-        description="The block explorer's page for hash; null without a configured explorer.",
-    )
-    mined_at: datetime | None = strawberry.field(
-        resolver=_mined_at, description="When walletql saw it in a block; null while pending."
-    )
-    confirmed_at: datetime | None = strawberry.field(
-        resolver=_confirmed_at, description="When it reached CONFIRMED."
-    )
-    attempts: list[TransactionAttemptType] = strawberry.field(
-        resolver=_attempts,
-        description="Every attempt broadcast for this nonce, in order: the original, fee "
-        "bumps, the cancel.",
-    )
-    live_attempt: TransactionAttemptType | None = strawberry.field(
-        resolver=_live_attempt,
-        description="The attempt `hash` names: mined, or the latest broadcast (rung 0 before any).",
-    )
-    replaced_by_cancel: bool = strawberry.field(
-        resolver=_replaced_by_cancel,
-        description="True when the live attempt is the cancel: a CANCELLED transaction shows "
-        "the original's to and value with the cancel's hash and fees.",
-    )
-    token_transfer: TokenTransferType | None = strawberry.field(
-        resolver=_token_transfer,
-        description="The ERC-20 transfer(to, amount) this transaction calls, if it is one.",
-    )
-    hashes: list[Hex] = strawberry.field(
-        resolver=_hashes,
-        description="Every hash broadcast for this nonce: the original, fee bumps, cancel.",
-    )
-    confirmations: int | None = strawberry.field(
-        resolver=_confirmations,
-        description="Blocks on top of (and including) the one it is in; null if the chain "
-        "does not answer.",
-    )
-    events: list[TransactionEventType] = strawberry.field(
-        resolver=_events, description="Every status change, oldest first."
-    )
-
-    def _load(self, name: str, load: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
-        # Several fields read the same rows: one query per transaction and kind, shared.
-        if name not in self._loaded:
-            self._loaded[name] = asyncio.ensure_future(load())
-        return self._loaded[name]
+    explorer_url: str | None = field(_explorer_url)
+    mined_at: datetime | None = field(_mined_at)
+    confirmed_at: datetime | None = field(_confirmed_at)
+    attempts: list[TransactionAttemptType] = field(_attempts)
+    live_attempt: TransactionAttemptType | None = field(_live_attempt)
+    replaced_by_cancel: bool = field(_replaced_by_cancel)
+    token_transfer: TokenTransferType | None = field(_token_transfer)
+    hashes: list[Hex] = field(_hashes)
+    confirmations: int | None = field(_confirmations)
+    events: list[TransactionEventType] = field(_events)
 
     async def _attempts(self, info: Info) -> list[TransactionAttempt]:
-        ctx = info.context
-
-        async def load() -> list[TransactionAttempt]:
-            return await ctx.loaders.attempts.load(self._model.id)
-
-        found: list[TransactionAttempt] = await self._load("attempts", load)
-        return found
+        return await info.context.loaders.attempts.load(self._model.id)
 
     async def _live(self, info: Info) -> TransactionAttempt | None:
         return next((a for a in await self._attempts(info) if a.hash == self._model.hash), None)
 
     async def _events(self, info: Info) -> list[TransactionEvent]:
-        ctx = info.context
-
-        async def load() -> list[TransactionEvent]:
-            return await ctx.loaders.events.load(self._model.id)
-
-        found: list[TransactionEvent] = await self._load("events", load)
-        return found
+        return await info.context.loaders.events.load(self._model.id)
 
     @classmethod
     def from_model(cls, m: Transaction) -> TransactionType:
@@ -285,5 +241,4 @@ class TransactionType:
             created_at=m.created_at,
             updated_at=m.updated_at,
             _model=m,
-            _loaded={},
         )

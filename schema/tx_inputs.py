@@ -10,9 +10,15 @@ from schema.enums import TxType
 from schema.scalars import Address, BigInt, ChainId, Hex
 from services.transactions_build import TxRequest
 
+_IDEMPOTENCY_KEY = "Retry-safe key: the same key and input return the same transaction."
 
-@strawberry.input(name="SignTransactionInput")
-class SignTransactionInput:
+
+@strawberry.input(name="TransactionFields")
+class TransactionFields:
+    """The fields that signTransaction and submitTransaction share, first in both inputs (a
+    base class's fields come first: the printed schema keeps its order). Not in the schema
+    itself: no field takes it."""
+
     password: str
     to: Address | None = strawberry.field(
         default=None, description="Leave out to deploy a contract: data is its init code."
@@ -21,6 +27,10 @@ class SignTransactionInput:
     value: BigInt | None = None
     data: Hex | None = None
     gas: BigInt | None = None
+
+
+@strawberry.input(name="SignTransactionInput")
+class SignTransactionInput(TransactionFields):
     nonce: BigInt | None = None
     max_fee_per_gas: BigInt | None = None
     max_priority_fee_per_gas: BigInt | None = None
@@ -31,21 +41,10 @@ class SignTransactionInput:
 
 
 @strawberry.input(name="SubmitTransactionInput")
-class SubmitTransactionInput:
-    password: str
-    to: Address | None = strawberry.field(
-        default=None, description="Leave out to deploy a contract: data is its init code."
-    )
-    chain_id: ChainId | None = None
-    value: BigInt | None = None
-    data: Hex | None = None
-    gas: BigInt | None = None
+class SubmitTransactionInput(TransactionFields):
     max_fee_per_gas: BigInt | None = None
     max_priority_fee_per_gas: BigInt | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="Retry-safe key: the same key and input return the same transaction.",
-    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY_KEY)
 
 
 @strawberry.input(name="TransferTokenInput")
@@ -55,10 +54,7 @@ class TransferTokenInput:
     amount: BigInt = strawberry.field(description="In the token's base units (see decimals).")
     password: str
     chain_id: ChainId | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="Retry-safe key: the same key and input return the same transaction.",
-    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY_KEY)
 
 
 def tx_request(input: SignTransactionInput | SubmitTransactionInput) -> TxRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
@@ -15,10 +16,13 @@ class WalletType:
     address: Address
 
 
-def _wallet(m: UserProfile) -> WalletType:
+def _profile(m: UserProfile) -> dict[str, Any]:
+    """The fields a user's private and public views share."""
     # createUser makes the user and the wallet in one unit of work: every user has one.
     assert m.address is not None, "a user without a wallet"
-    return WalletType(address=Address(m.address))
+    wallet = WalletType(address=Address(m.address))
+    return {"id": strawberry.ID(str(m.id)), "username": m.username, "wallet": wallet,
+            "created_at": m.created_at}  # fmt: skip
 
 
 @strawberry.type(name="User", description="The signed-in user, with private fields.")
@@ -31,14 +35,7 @@ class UserType:
 
     @classmethod
     def from_model(cls, m: UserProfile) -> UserType:
-        wallet = _wallet(m)
-        return cls(
-            id=strawberry.ID(str(m.id)),
-            sub=m.sub,
-            username=m.username,
-            wallet=wallet,
-            created_at=m.created_at,
-        )
+        return cls(sub=m.sub, **_profile(m))
 
 
 @strawberry.type(name="PublicUser", description="Another user's public profile.")
@@ -50,10 +47,7 @@ class PublicUserType:
 
     @classmethod
     def from_model(cls, m: UserProfile) -> PublicUserType:
-        wallet = _wallet(m)
-        return cls(
-            id=strawberry.ID(str(m.id)), username=m.username, wallet=wallet, created_at=m.created_at
-        )
+        return cls(**_profile(m))
 
 
 @strawberry.input(name="CreateUserInput")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
 from strawberry.extensions import FieldExtension
 from strawberry.extensions.field_extension import AsyncExtensionResolver
 
@@ -26,10 +25,5 @@ class UnitOfWorkPerMutation(FieldExtension):
                 return await next_(source, info, **kwargs)
             finally:
                 context.uow = reads
-
-
-def mutation(resolver: Any, description: str) -> Any:
-    """A mutation field that runs in its own unit of work."""
-    return strawberry.mutation(
-        resolver=resolver, description=description, extensions=[UnitOfWorkPerMutation()]
-    )
+                # The returned object's fields resolve next, on what this unit commits.
+                context.new_scope()

@@ -19,6 +19,7 @@ from db.unit_of_work import UnitsOfWork
 from services.domain import AttemptKind, TransactionStatus
 from testkit.env import make_settings
 from testkit.server import LiveServer
+from testkit.ws import GraphQLWS
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.settings import EMBEDDED_CHAIN_ID
@@ -123,3 +124,44 @@ async def test_a_page_costs_the_same_statements_for_2_rows_as_for_30(
         costs.append(cost)
     assert costs[0] == costs[1], statements
     assert costs[1] <= 4, statements  # the caller, the page, its hashes, its events
+
+
+async def _add_event(database_url: str, sub: str, status: TransactionStatus) -> None:
+    """One more event on each of ``sub``'s transactions (stored directly, as a worker would)."""
+    engine = create_async_engine(database_url)
+    async with UnitsOfWork(engine).begin() as uow:
+        user = (await uow.session.scalars(select(User).where(User.sub == sub))).one()
+        for tx in await uow.session.scalars(
+            select(Transaction).where(Transaction.user_id == user.id)
+        ):
+            tx.last_seq += 1
+            user.event_seq += 1
+            uow.session.add(
+                TransactionEvent(
+                    transaction_id=tx.id, user_id=user.id, seq=tx.last_seq,
+                    user_seq=user.event_seq, status=status, at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+    await engine.dispose()
+
+
+async def test_each_operation_on_one_websocket_reads_the_events_afresh(
+    server: LiveServer, signer: DevSigner, database_url: str
+) -> None:
+    # A websocket's operations share one context: the loaders' cache must not outlive one.
+    token = signer.mint("ws")
+    created = await server.graphql(
+        'mutation { createUser(input: {password: "correct horse"}) { id } }', token=token
+    )
+    assert "errors" not in created, created
+    await _add_transactions(database_url, "ws", 1)
+    query = "{ transactions { edges { node { status events { status } } } } }"
+    seen = []
+    async with GraphQLWS(server.ws_url, token) as ws:
+        for op_id in ("before", "after"):
+            await ws.subscribe(op_id, query)
+            [payload] = await ws.collect(op_id)
+            [edge] = payload["data"]["transactions"]["edges"]
+            seen.append([e["status"] for e in edge["node"]["events"]])
+            await _add_event(database_url, "ws", TransactionStatus.CONFIRMED)
+    assert seen == [["QUEUED", "SUBMITTED", "MINED"], ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]]

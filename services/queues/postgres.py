@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.queues import Message
+from services.queues import Message, Queue
 
-MAX_DELAY_SECONDS = 900
-MAX_VISIBILITY_SECONDS = 43_200
 _MAX_QUEUE_NAME = 80
 
 _SEND = text(
@@ -64,7 +63,7 @@ def _message_key(message: Message) -> tuple[int, uuid.UUID]:
     return int(message.id), uuid.UUID(message.receipt)
 
 
-class PostgresQueue:
+class PostgresQueue(Queue):
     """One named queue in the ``queue_messages`` table. The engine belongs to the caller."""
 
     def __init__(self, engine: AsyncEngine, name: str, *, poll_interval: float = 0.1) -> None:
@@ -76,36 +75,23 @@ class PostgresQueue:
         self.name = name
         self.poll_interval = poll_interval
 
-    async def send(
-        self,
-        body: str,
-        *,
-        delay_seconds: float = 0,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
+    async def _send(
+        self, body: str, delay_seconds: float, group_id: str | None, dedup_id: str | None
     ) -> None:
-        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:  # also refuses NaN
-            raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
         async with self.engine.begin() as conn:
             await conn.execute(
                 _SEND, {"queue": self.name, "body": body, "delay": float(delay_seconds)}
             )
 
-    async def receive(
-        self, *, max_messages: int, wait_seconds: float, visibility_timeout: int
+    async def _receive(
+        self, max_messages: int, remaining: Callable[[], float], visibility_timeout: int
     ) -> list[Message]:
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        if not 0 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
-            raise ValueError(f"visibility_timeout must be between 0 and {MAX_VISIBILITY_SECONDS}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, wait_seconds)
         while True:
             messages = await self._claim(max_messages, visibility_timeout)
-            remaining = deadline - loop.time()
-            if messages or remaining <= 0:
+            left = remaining()
+            if messages or left <= 0:
                 return messages
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            await asyncio.sleep(min(self.poll_interval, left))
 
     async def _claim(self, max_messages: int, visibility_timeout: int) -> list[Message]:
         async with self.engine.begin() as conn:
@@ -128,10 +114,8 @@ class PostgresQueue:
         async with self.engine.begin() as conn:
             await conn.execute(_ACK, {"id": row_id, "queue": self.name, "receipt": receipt})
 
-    async def extend(self, message: Message, seconds: int) -> None:
+    async def _extend(self, message: Message, seconds: int) -> None:
         """Hide for ``seconds`` more from now; a no-op with a stale receipt."""
-        if not 0 <= seconds <= MAX_VISIBILITY_SECONDS:
-            raise ValueError(f"seconds must be between 0 and {MAX_VISIBILITY_SECONDS}")
         row_id, receipt = _message_key(message)
         async with self.engine.begin() as conn:
             await conn.execute(

@@ -11,22 +11,20 @@ receive is not counted in ``receive_count``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.queues import Message
+from services.queues import Message, Queue
 from services.queues.sqs_clients import SqsEndpoint, SqsTransport, sqs_client
 
 log = logging.getLogger(__name__)
 
-MAX_DELAY_SECONDS = 900
-MAX_VISIBILITY_SECONDS = 43_200
 NOT_BEFORE = "not_before"
 DEFAULT_GROUP = "default"
 DEAD_LETTER_GROUP = "dead-letter"
@@ -45,7 +43,7 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-class SqsQueue:
+class SqsQueue(Queue):
     """One SQS queue; one long-lived client, opened on first use and closed by ``close()``."""
 
     def __init__(
@@ -72,16 +70,9 @@ class SqsQueue:
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"SQS {operation} failed: {_describe(exc)}") from exc
 
-    async def send(
-        self,
-        body: str,
-        *,
-        delay_seconds: float = 0,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
+    async def _send(
+        self, body: str, delay_seconds: float, group_id: str | None, dedup_id: str | None
     ) -> None:
-        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:  # also refuses NaN
-            raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
         params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
         if self.fifo:
             params["MessageGroupId"] = group_id or DEFAULT_GROUP
@@ -98,17 +89,11 @@ class SqsQueue:
             params["DelaySeconds"] = math.ceil(delay_seconds)
         await self._call("send_message", **params)
 
-    async def receive(
-        self, *, max_messages: int, wait_seconds: float, visibility_timeout: int
+    async def _receive(
+        self, max_messages: int, remaining: Callable[[], float], visibility_timeout: int
     ) -> list[Message]:
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        if not 0 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
-            raise ValueError(f"visibility_timeout must be between 0 and {MAX_VISIBILITY_SECONDS}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, wait_seconds)
         while True:
-            wait = int(min(_MAX_WAIT, max(0.0, deadline - loop.time())))
+            wait = int(min(_MAX_WAIT, remaining()))
             response = await self._call(
                 "receive_message",
                 QueueUrl=self.queue_url,
@@ -164,9 +149,7 @@ class SqsQueue:
     async def ack(self, message: Message) -> None:
         await self._call("delete_message", QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
 
-    async def extend(self, message: Message, seconds: int) -> None:
-        if not 0 <= seconds <= MAX_VISIBILITY_SECONDS:
-            raise ValueError(f"seconds must be between 0 and {MAX_VISIBILITY_SECONDS}")
+    async def _extend(self, message: Message, seconds: int) -> None:
         await self._call(
             "change_message_visibility",
             QueueUrl=self.queue_url,
