@@ -1,10 +1,13 @@
 """A wallet's way through the pipeline: a worker-running server, a funded wallet, submit,
-and wait for a status."""
+and wait for a status; ``one_submitted`` does the first three for the usual test."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from eth_typing import ChecksumAddress, HexAddress, HexStr
@@ -95,3 +98,38 @@ async def fund(w3: AsyncWeb3[Any], address: str, wei: int) -> None:
 async def mine(w3: AsyncWeb3[Any], blocks: int = 1) -> None:
     for _ in range(blocks):
         await w3.provider.make_request("evm_mine", [])
+
+
+@dataclass
+class Submitted:
+    """alice's funded wallet on a pipeline server, and the transaction she submitted."""
+
+    server: LiveServer
+    token: str
+    address: ChecksumAddress
+    tx: dict[str, Any]
+
+    async def fetch(self) -> dict[str, Any]:
+        """Her transaction as it is now."""
+        return await fetch(self.server, self.token, self.tx["id"])
+
+    async def wait(self, statuses: set[str] | str, **options: Any) -> dict[str, Any]:
+        """Her transaction once it has one of ``statuses`` (``wait_for``'s options)."""
+        return await wait_for(self.server, self.token, self.tx["id"], statuses, **options)
+
+
+@asynccontextmanager
+async def one_submitted(
+    settings: Settings,
+    signer: DevSigner,
+    w3: AsyncWeb3[Any] | None,
+    *,
+    run_worker: bool = True,
+    ether: int = 10,
+    **fields: Any,
+) -> AsyncIterator[Submitted]:
+    """A pipeline server (running the worker unless told not to), alice's wallet holding
+    ``ether`` (when ``w3`` is given), and one transaction she submitted with ``fields``."""
+    async with pipeline_server(settings, run_worker=run_worker) as server:
+        token, address = await new_wallet(server, signer, "alice", w3, ether)
+        yield Submitted(server, token, address, await submit(server, token, **fields))

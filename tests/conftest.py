@@ -17,6 +17,7 @@ from testkit import ROOT
 from testkit.anvil import Anvil, anvil_available
 from testkit.contracts import contracts_available
 from testkit.env import PipelineSettings, chain_of, make_settings, pipeline_settings
+from testkit.pipeline import Submitted, one_submitted
 from testkit.postgres import fresh_database, postgres_server
 from testkit.server import LiveServer
 from testkit.sqs import MotoSqsServer
@@ -142,6 +143,15 @@ def manual_settings(
 ) -> Settings:
     """The pipeline on a node of its own that mines only when told (``manual_anvil``)."""
     return pipeline(manual_anvil[0])
+
+
+@pytest.fixture
+async def manual_alice(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+) -> AsyncIterator[Submitted]:
+    """alice's transaction, submitted to a worker-running walletql on ``manual_anvil``."""
+    async with one_submitted(manual_settings, signer, manual_anvil[1]) as alice:
+        yield alice
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from db.url import parse_database_url
 from testkit.net import free_port
 
 WALLETQL = [sys.executable, "-m", "walletql.cli"]
@@ -106,3 +108,30 @@ class ServeProcess:
             )
         body: dict[str, Any] = response.json()
         return body
+
+
+# The sessions of one application, and whether each is encrypted (``a`` is the reader's own).
+SESSIONS = (
+    "SELECT a.query, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+    "WHERE a.application_name = $1 AND a.pid <> pg_backend_pid()"
+)
+
+
+async def sessions_while_serving(
+    env: dict[str, str], url: str, app_name: str
+) -> list[asyncpg.Record]:
+    """Start `walletql serve` with ``env`` (the embedded chain) and see it answer; the
+    database sessions it holds under ``app_name`` (read over ``url``); it then stops with 0."""
+    serve = await ServeProcess(env).start()
+    try:
+        answer = await serve.graphql("{ chains { name } }")
+        conn = await asyncpg.connect(**parse_database_url(url).asyncpg_kwargs())
+        try:
+            rows = list(await conn.fetch(SESSIONS, app_name))
+        finally:
+            await conn.close()
+    finally:
+        status = await serve.stop()
+    assert status == 0, serve.output.decode()
+    assert answer == {"data": {"chains": [{"name": "embedded"}]}}
+    return rows

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from testkit.graphql import error_codes, only_error
+from testkit.pipeline import PASSWORD, new_wallet
 from testkit.server import LiveServer
-from tests.test_wallet_signing import PASSWORD, SIGN_MESSAGE, new_user
+from tests.test_wallet_signing import SIGN_MESSAGE
 from walletql.devauth import DevSigner
 
 CHANGE = """mutation($i: ChangePasswordInput!) {
@@ -17,7 +18,7 @@ CHANGE = """mutation($i: ChangePasswordInput!) {
 async def test_of_two_concurrent_changes_from_the_same_password_one_wins_one_is_wrong(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     first, second = await asyncio.gather(
         *(
             server.graphql(

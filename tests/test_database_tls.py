@@ -4,11 +4,9 @@ verify-full the host name too; the whole of ``walletql serve`` runs over verify-
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -19,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from db.url import parse_database_url
 from testkit.env import clean_env
-from testkit.net import free_port, wait_http
-from testkit.process import WALLETQL
+from testkit.net import free_port
+from tests.serve_support import sessions_while_serving
 from tests.tls_support import authority
 
 
@@ -185,38 +182,18 @@ async def test_serve_migrates_and_serves_over_verify_full(
     url = tls_server.url(
         "localhost", f"sslmode=verify-full&sslrootcert={tls_server.ca}&application_name={app_name}"
     ).replace("/postgres?", f"/{tls_database}?")
-    port = free_port()
     env = clean_env(
         WALLETQL_DATABASE_URL=url,
         WALLETQL_MIGRATE_ON_START="true",  # Alembic connects with the same URL
         WALLETQL_DATA_DIR=str(tmp_path),
-        WALLETQL_PORT=str(port),
     )
-    proc = await asyncio.create_subprocess_exec(
-        *WALLETQL, "serve", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    rows = await sessions_while_serving(env, url, app_name)
+    assert rows
+    assert all(row["ssl"] for row in rows), rows
+    assert any(row["query"].startswith("LISTEN") for row in rows), rows
+    conn = await asyncpg.connect(**parse_database_url(url).asyncpg_kwargs())
     try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await wait_http(f"http://127.0.0.1:{port}/healthz", proc, seconds=60)
-            answer = await client.post(
-                f"http://127.0.0.1:{port}/graphql", json={"query": "{ chains { name } }"}
-            )
-        assert answer.json() == {"data": {"chains": [{"name": "embedded"}]}}
-        conn = await asyncpg.connect(**parse_database_url(url).asyncpg_kwargs())
-        try:
-            rows = await conn.fetch(
-                "SELECT a.query, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
-                "WHERE a.application_name = $1 AND a.pid <> pg_backend_pid()",
-                app_name,
-            )
-            version = await conn.fetchval("SELECT version_num FROM alembic_version")
-        finally:
-            await conn.close()
-        assert rows
-        assert all(row["ssl"] for row in rows), rows
-        assert any(row["query"].startswith("LISTEN") for row in rows), rows
-        assert version is not None
+        version = await conn.fetchval("SELECT version_num FROM alembic_version")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0, err.decode()
+        await conn.close()
+    assert version is not None

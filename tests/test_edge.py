@@ -12,6 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from testkit.graphql import error_codes, only_error
+from testkit.pipeline import PASSWORD, new_wallet
 from testkit.server import LiveServer
 from tests import raw_http
 from walletql.devauth import DevSigner
@@ -183,12 +184,10 @@ async def test_deep_json_in_connection_init_closes_with_4400(server: LiveServer)
 async def test_the_recursion_limit_stays_the_default_while_serving(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token = signer.mint("rec")
-    await server.graphql(
-        'mutation { createUser(input: {password: "correct horse"}) { id } }', token=token
-    )
+    token, _ = await new_wallet(server, signer, "rec", None)
     body = await server.graphql(
-        'mutation { signMessage(input: {message: "hi", password: "correct horse"}) { signature } }',
+        'mutation($p: String!) { signMessage(input: {message: "hi", password: $p}) { signature } }',
+        {"p": PASSWORD},
         token=token,
     )
     assert body["data"]["signMessage"]["signature"].startswith("0x")

@@ -10,20 +10,13 @@ import httpx
 import pytest
 
 from testkit.graphql import error_codes, only_error
+from testkit.pipeline import PASSWORD, new_wallet
 from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
-PASSWORD = "correct horse battery"
 CREATE = "mutation($i: CreateUserInput!) { createUser(input: $i) { username } }"
 SIGN = "mutation($i: SignMessageInput!) { signMessage(input: $i) { encoding } }"
 CHANGE = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) { id } }"
-
-
-async def new_user(server: LiveServer, signer: DevSigner, sub: str) -> str:
-    token = signer.mint(sub)
-    body = await server.graphql(CREATE, {"i": {"password": PASSWORD}}, token=token)
-    assert "errors" not in body, body
-    return token
 
 
 @pytest.mark.parametrize("bad", ["pass\ud800word", "pass\x00word"], ids=["surrogate", "nul"])
@@ -32,7 +25,7 @@ async def test_stored_or_hashed_text_rejects_lone_surrogates_and_nul(
 ) -> None:
     body = await server.graphql(CREATE, {"i": {"password": bad}}, token=signer.mint("s1"))
     assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "password"}
-    token = await new_user(server, signer, "s2")
+    token, _ = await new_wallet(server, signer, "s2", None)
     body = await server.graphql(SIGN, {"i": {"message": bad, "password": PASSWORD}}, token=token)
     assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "message"}
     body = await server.graphql(SIGN, {"i": {"message": "hi", "password": bad}}, token=token)
@@ -48,7 +41,7 @@ async def test_stored_or_hashed_text_rejects_lone_surrogates_and_nul(
 
 
 async def test_scalars_must_match_in_full(server: LiveServer, signer: DevSigner) -> None:
-    token = await new_user(server, signer, "full")
+    token, _ = await new_wallet(server, signer, "full", None)
     sign_tx = "mutation($i: SignTransactionInput!) { signTransaction(input: $i) { hash } }"
     to = "0x000000000000000000000000000000000000dEaD"
     cases: list[tuple[dict[str, Any], str]] = [
@@ -87,7 +80,7 @@ async def test_cursors_with_extreme_dates_are_bad_user_input(
     import base64
 
     query = "query($a: String) { transactions(after: $a) { edges { cursor } } }"
-    token = await new_user(server, signer, "cursors")
+    token, _ = await new_wallet(server, signer, "cursors", None)
     for stamp in ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00"):
         cursor = base64.urlsafe_b64encode(
             f"{stamp}|00000000-0000-0000-0000-000000000000".encode()
@@ -128,7 +121,7 @@ async def test_usernames_are_compared_after_nfkc_and_case_folding(
 async def test_concurrent_password_changes_with_the_old_password_one_wins(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token = await new_user(server, signer, "race")
+    token, _ = await new_wallet(server, signer, "race", None)
     first, second = await asyncio.gather(
         server.graphql(
             CHANGE,

@@ -17,14 +17,12 @@ from eth_utils.address import to_checksum_address
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings, chain_of, make_settings
 from testkit.graphql import bearer, only_error
-from testkit.pipeline import submit, wait_for
+from testkit.pipeline import PASSWORD, new_wallet, submit, wait_for
 from testkit.server import LiveServer
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 
-PASSWORD = "correct horse battery"
 DEAD = "0x000000000000000000000000000000000000dEaD"
-CREATE = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }"
 SIGN = "mutation($i: SignTransactionInput!) { signTransaction(input: $i) { hash nonce } }"
 SUBMIT = "mutation($i: SubmitTransactionInput!) { submitTransaction(input: $i) { id nonce } }"
 MUTATIONS = {"signTransaction": SIGN, "submitTransaction": SUBMIT}
@@ -49,10 +47,9 @@ async def dev_server(
 
 async def wallet(server: LiveServer, signer: DevSigner, sub: str, wei: int) -> str:
     """A new user's token; its wallet holds ``wei``."""
-    token = signer.mint(sub)
-    body = await server.graphql(CREATE, {"p": PASSWORD}, token=token)
+    token, address = await new_wallet(server, signer, sub, None)
     if wei:
-        await give(server, token, body["data"]["createUser"]["wallet"]["address"], wei)
+        await give(server, token, address, wei)
     return token
 
 

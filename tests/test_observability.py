@@ -117,10 +117,7 @@ async def scrape_until(server: LiveServer, done: Any) -> Samples:
 async def test_socket_and_subscription_gauges_fall_back_when_the_client_leaves(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token = signer.mint("bob")
-    await server.graphql(
-        'mutation { createUser(input: {password: "long enough"}) { id } }', token=token
-    )
+    token, _ = await new_wallet(server, signer, "bob", None)
     before = await scrape(server)
     async with GraphQLWS(server.ws_url, token) as ws:
         await ws.subscribe("m", "subscription { myTransactions { seq } }")

@@ -15,10 +15,12 @@ from testkit.pipeline import (
     PASSWORD,
     RECIPIENT,
     SUBMIT,
+    Submitted,
     fetch,
     fund,
     mine,
     new_wallet,
+    one_submitted,
     pipeline_server,
     submit,
     wait_for,
@@ -113,14 +115,12 @@ async def test_pending_transaction_is_bumped_and_the_bumped_hash_is_mined(
 ) -> None:
     node, w3 = manual_anvil
     settings = pipeline(node, chain={"bump_interval_seconds": 1})
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        bumped = await wait_for(server, token, queued["id"], "SUBMITTED", reason="FEE_BUMP: ")
-        assert bumped["hash"] != queued["hash"]
-        assert bumped["hashes"][:2] == [queued["hash"], bumped["hash"]]
+    async with one_submitted(settings, signer, w3) as alice:
+        bumped = await alice.wait("SUBMITTED", reason="FEE_BUMP: ")
+        assert bumped["hash"] != alice.tx["hash"]
+        assert bumped["hashes"][:2] == [alice.tx["hash"], bumped["hash"]]
         await mine(w3)
-        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+        done = await alice.wait("CONFIRMED")
     assert done["hash"] in done["hashes"][1:]  # a bumped rung was mined, not the original
     mined = await w3.eth.get_transaction(done["hash"])
     # The fees shown are the mined rung's (test_transaction_fields checks each bump raises them).
@@ -133,20 +133,18 @@ async def test_deadline_sends_the_cancel_and_expires_then_the_wallet_still_works
 ) -> None:
     node, w3 = manual_anvil
     settings = pipeline(node, chain={"deadline_seconds": 1})
-    async with pipeline_server(settings) as server:
-        token, address = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        await wait_for(server, token, queued["id"], "SUBMITTED", reason="DEADLINE")
+    async with one_submitted(settings, signer, w3) as alice:
+        await alice.wait("SUBMITTED", reason="DEADLINE")
         await mine(w3)
-        expired = await wait_for(server, token, queued["id"], "EXPIRED")
+        expired = await alice.wait("EXPIRED")
         cancel = await w3.eth.get_transaction(expired["hash"])
-        assert cancel["to"] == address
+        assert cancel["to"] == alice.address
         assert cancel["value"] == 0
-        later = await submit(server, token)
-        assert int(later["nonce"]) == int(queued["nonce"]) + 1
+        later = await submit(alice.server, alice.token)
+        assert int(later["nonce"]) == int(alice.tx["nonce"]) + 1
         await asyncio.sleep(0.5)
         await mine(w3)
-        await wait_for(server, token, later["id"], "CONFIRMED")
+        await wait_for(alice.server, alice.token, later["id"], "CONFIRMED")
 
 
 async def test_revert_fails_with_the_decoded_reason(
@@ -155,58 +153,53 @@ async def test_revert_fails_with_the_decoded_reason(
     token_address = await deploy_erc20(anvil_w3, anvil.private_keys[0], "Test Dollar", "TUSD")
     # transfer(RECIPIENT, 1 token) from a wallet that holds none reverts in the contract.
     data = "0xa9059cbb" + RECIPIENT[2:].lower().rjust(64, "0") + hex(10**18)[2:].rjust(64, "0")
-    async with pipeline_server(anvil_settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
-        queued = await submit(server, token, to=token_address, value="0", data=data, gas="100000")
-        failed = await wait_for(server, token, queued["id"], "FAILED")
+    async with one_submitted(
+        anvil_settings, signer, anvil_w3, to=token_address, value="0", data=data, gas="100000"
+    ) as alice:
+        failed = await alice.wait("FAILED")
     assert failed["error"]["code"] == "REVERTED"
     assert "transfer amount exceeds balance" in failed["error"]["message"]
     assert failed["events"][-1]["reason"].startswith("REVERTED")
 
 
 async def test_speed_up_and_cancel_on_request(
-    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
 ) -> None:
     _, w3 = manual_anvil
-    async with pipeline_server(manual_settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        await wait_for(server, token, queued["id"], "SUBMITTED")
-        sped = await server.graphql(
-            "mutation($id: ID!) { speedUpTransaction(id: $id) { hash status } }",
-            {"id": queued["id"]},
-            token=token,
-        )
-        assert sped["data"]["speedUpTransaction"]["hash"] != queued["hash"]
-        cancelled = await server.graphql(
-            "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
-            {"id": queued["id"]},
-            token=token,
-        )
-        assert cancelled["data"]["cancelTransaction"]["status"] == "SUBMITTED"
-        again = await server.graphql(
-            "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
-            {"id": queued["id"]},
-            token=token,
-        )
-        assert error_codes(again) == ["BAD_USER_INPUT"]
-        await mine(w3)
-        done = await wait_for(server, token, queued["id"], "CANCELLED")
-        assert len(done["hashes"]) == 3  # original, one bump, the cancel
+    await manual_alice.wait("SUBMITTED")
+    sped = await manual_alice.server.graphql(
+        "mutation($id: ID!) { speedUpTransaction(id: $id) { hash status } }",
+        {"id": manual_alice.tx["id"]},
+        token=manual_alice.token,
+    )
+    assert sped["data"]["speedUpTransaction"]["hash"] != manual_alice.tx["hash"]
+    cancelled = await manual_alice.server.graphql(
+        "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
+        {"id": manual_alice.tx["id"]},
+        token=manual_alice.token,
+    )
+    assert cancelled["data"]["cancelTransaction"]["status"] == "SUBMITTED"
+    again = await manual_alice.server.graphql(
+        "mutation($id: ID!) { cancelTransaction(id: $id) { status } }",
+        {"id": manual_alice.tx["id"]},
+        token=manual_alice.token,
+    )
+    assert error_codes(again) == ["BAD_USER_INPUT"]
+    await mine(w3)
+    done = await manual_alice.wait("CANCELLED")
+    assert len(done["hashes"]) == 3  # original, one bump, the cancel
 
 
 async def test_someone_elses_transaction_is_not_found(
     anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    async with pipeline_server(anvil_settings, run_worker=False) as server:
-        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
-        queued = await submit(server, token)
-        mallory, _ = await new_wallet(server, signer, "mallory", None)
-        body = await server.graphql(
-            "query($id: ID!) { transaction(id: $id) { id } }", {"id": queued["id"]}, token=mallory
+    async with one_submitted(anvil_settings, signer, anvil_w3, run_worker=False) as alice:
+        mallory, _ = await new_wallet(alice.server, signer, "mallory", None)
+        body = await alice.server.graphql(
+            "query($id: ID!) { transaction(id: $id) { id } }", {"id": alice.tx["id"]}, token=mallory
         )
         assert error_codes(body) == ["NOT_FOUND"]
-        body = await server.graphql('{ transaction(id: "nope") { id } }', token=token)
+        body = await alice.server.graphql('{ transaction(id: "nope") { id } }', token=alice.token)
         assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings, worker_env
-from testkit.pipeline import fetch, mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.pipeline import (
+    Submitted,
+    mine,
+    new_wallet,
+    one_submitted,
+    pipeline_server,
+    submit,
+    wait_for,
+)
 from testkit.postgres import asyncpg_dsn
 from tests.support import run_crashing_worker
 from walletql.devauth import DevSigner
@@ -45,19 +55,17 @@ async def test_a_message_delivered_twice_changes_nothing_twice(
 
     from services.queues.postgres import PostgresQueue
 
-    async with pipeline_server(anvil_settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
-        queued = await submit(api, token)
+    async with one_submitted(anvil_settings, signer, anvil_w3, run_worker=False) as alice:
         engine = create_async_engine(database_url)
-        await PostgresQueue(engine, anvil_settings.queue_name).send(queued["id"])  # the duplicate
+        await PostgresQueue(engine, anvil_settings.queue_name).send(alice.tx["id"])  # the duplicate
         await engine.dispose()
         async with (
             pipeline_server(anvil_settings) as _worker_a,
             pipeline_server(anvil_settings) as _worker_b,
         ):
-            done = await wait_for(api, token, queued["id"], "CONFIRMED")
+            done = await alice.wait("CONFIRMED")
     assert [e["status"] for e in done["events"]] == STATUSES
-    assert done["hashes"] == [queued["hash"]]
+    assert done["hashes"] == [alice.tx["hash"]]
 
 
 async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
@@ -67,19 +75,17 @@ async def test_worker_killed_after_broadcast_before_commit_loses_nothing(
         w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
         settings = pipeline(node, queue_visibility_timeout_seconds=2)
         env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
-        async with pipeline_server(settings, run_worker=False) as api:
-            token, _ = await new_wallet(api, signer, "alice", w3)
-            queued = await submit(api, token)
+        async with one_submitted(settings, signer, w3, run_worker=False) as alice:
             await run_crashing_worker(env)
             # The node has the bytes; the database never heard of it.
-            assert await pool_hashes(w3) == {queued["hash"]}
-            assert (await fetch(api, token, queued["id"]))["status"] == "QUEUED"
+            assert await pool_hashes(w3) == {alice.tx["hash"]}
+            assert (await alice.fetch())["status"] == "QUEUED"
             async with pipeline_server(settings):
-                await wait_for(api, token, queued["id"], "SUBMITTED")
+                await alice.wait("SUBMITTED")
                 await mine(w3)
-                done = await wait_for(api, token, queued["id"], "CONFIRMED")
+                done = await alice.wait("CONFIRMED")
         await w3.provider.disconnect()
-    assert done["hashes"] == [queued["hash"]]
+    assert done["hashes"] == [alice.tx["hash"]]
     assert [e["status"] for e in done["events"] if e["reason"] is None] == STATUSES
     assert all_told_as_redelivered(done)
 
@@ -96,14 +102,12 @@ async def test_node_down_for_a_while_then_back_loses_nothing(
     async with Anvil(chain_id=31337, no_mining=True, state_path=tmp_path / "anvil.json") as node:
         w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
         settings = pipeline(node, chain_timeout_seconds=1)
-        async with pipeline_server(settings) as server:
-            token, _ = await new_wallet(server, signer, "alice", w3)
-            queued = await submit(server, token)
-            await wait_for(server, token, queued["id"], "SUBMITTED")
+        async with one_submitted(settings, signer, w3) as alice:
+            await alice.wait("SUBMITTED")
             node.stop()
             # The worker keeps trying, gets CHAIN_UNAVAILABLE, and tells the owner.
             for _ in range(300):
-                down = await fetch(server, token, queued["id"])
+                down = await alice.fetch()
                 if down["error"] is not None:
                     break
                 await asyncio.sleep(0.1)
@@ -115,9 +119,9 @@ async def test_node_down_for_a_while_then_back_loses_nothing(
             node.start()
             await asyncio.sleep(1)  # the worker re-broadcasts the stored bytes
             await mine(w3)
-            done = await wait_for(server, token, queued["id"], "CONFIRMED")
+            done = await alice.wait("CONFIRMED")
         await w3.provider.disconnect()
-    assert done["hashes"] == [queued["hash"]]
+    assert done["hashes"] == [alice.tx["hash"]]
     assert done["error"] is None
     told = [e["reason"] for e in done["events"] if (e["reason"] or "").startswith("RETRYING")]
     # Told while the cause stayed the same once (again only if a look went through between).
@@ -125,43 +129,51 @@ async def test_node_down_for_a_while_then_back_loses_nothing(
     assert [e["status"] for e in done["events"] if e["reason"] is None] == STATUSES
 
 
-async def test_api_dying_between_commit_and_enqueue_is_swept_up(
+Tampered = Callable[..., Awaitable[tuple[Submitted, dict[str, Any]]]]
+
+
+@pytest.fixture
+def queue_tampered(
     database_url: str,
     anvil: Anvil,
     anvil_w3: AsyncWeb3[Any],
     pipeline: PipelineSettings,
     signer: DevSigner,
+) -> Tampered:
+    """alice submits while no worker runs, a statement tampers with the queue, then a worker
+    starts: (alice, her transaction once it has ``status``)."""
+
+    async def run(statement: str, status: str, **settings: Any) -> tuple[Submitted, dict[str, Any]]:
+        with_worker = pipeline(anvil, **settings)
+        async with one_submitted(with_worker, signer, anvil_w3, run_worker=False) as alice:
+            await sql(database_url, statement)
+            async with pipeline_server(with_worker):
+                return alice, await alice.wait(status)
+
+    return run
+
+
+async def test_api_dying_between_commit_and_enqueue_is_swept_up(
+    queue_tampered: Tampered,
 ) -> None:
-    settings = pipeline(anvil, sweeper_grace_seconds=1)
-    async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
-        queued = await submit(api, token)
-        # The process died before its after-commit enqueue: no message exists.
-        await sql(database_url, "DELETE FROM queue_messages")
-        async with pipeline_server(settings):
-            done = await wait_for(api, token, queued["id"], "CONFIRMED")
+    # The process died before its after-commit enqueue: no message exists.
+    _, done = await queue_tampered(
+        "DELETE FROM queue_messages", "CONFIRMED", sweeper_grace_seconds=1
+    )
     assert [e["status"] for e in done["events"]] == STATUSES
 
 
 async def test_poison_message_goes_to_the_dead_letter_table_and_fails_the_transaction(
-    database_url: str,
-    anvil: Anvil,
-    anvil_w3: AsyncWeb3[Any],
-    pipeline: PipelineSettings,
-    signer: DevSigner,
+    database_url: str, queue_tampered: Tampered
 ) -> None:
-    settings = pipeline(anvil, queue_max_receives=3)
-    async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
-        queued = await submit(api, token)
-        # As if three workers had died on it in turn.
-        await sql(database_url, "UPDATE queue_messages SET receive_count = 3")
-        async with pipeline_server(settings):
-            failed = await wait_for(api, token, queued["id"], "FAILED")
+    # As if three workers had died on it in turn.
+    alice, failed = await queue_tampered(
+        "UPDATE queue_messages SET receive_count = 3", "FAILED", queue_max_receives=3
+    )
     assert failed["error"]["code"] == "DEAD_LETTER"
     assert failed["events"][-1]["reason"].startswith("DEAD_LETTER")
     dead = await sql(database_url, "SELECT body, receive_count FROM queue_dead_letters")
-    assert [(r["body"], r["receive_count"]) for r in dead] == [(queued["id"], 4)]
+    assert [(r["body"], r["receive_count"]) for r in dead] == [(alice.tx["id"], 4)]
 
 
 async def test_hundred_concurrent_submits_from_one_wallet_get_gapless_nonces(
@@ -196,11 +208,9 @@ async def test_two_hundred_submits_over_twenty_wallets_all_confirm(
 
 async def test_embedded_default_happy_path(pipeline: PipelineSettings, signer: DevSigner) -> None:
     settings = pipeline(None)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", None)
-        queued = await submit(server, token)
-        done = await wait_for(server, token, queued["id"], "CONFIRMED")
-        balance = await server.graphql("{ balance { wei } }", token=token)
+    async with one_submitted(settings, signer, None) as alice:
+        done = await alice.wait("CONFIRMED")
+        balance = await alice.server.graphql("{ balance { wei } }", token=alice.token)
     assert [e["status"] for e in done["events"]] == STATUSES
     assert int(balance["data"]["balance"]["wei"]) < 10 * 10**18 - 1000
 
@@ -216,13 +226,11 @@ async def test_worker_killed_after_a_broadcast_that_was_mined_at_once_still_conf
     # "nonce too low" and must find its own receipt, not call it a nonce conflict.
     settings = pipeline(anvil, queue_visibility_timeout_seconds=2)
     env = worker_env(settings, database_url, WALLETQL_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2")
-    async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
-        queued = await submit(api, token)
+    async with one_submitted(settings, signer, anvil_w3, run_worker=False) as alice:
         await run_crashing_worker(env)
-        assert (await anvil_w3.eth.get_transaction_receipt(queued["hash"]))["status"] == 1
+        assert (await anvil_w3.eth.get_transaction_receipt(alice.tx["hash"]))["status"] == 1
         async with pipeline_server(settings):
-            done = await wait_for(api, token, queued["id"], {"CONFIRMED", "FAILED"})
+            done = await alice.wait({"CONFIRMED", "FAILED"})
     assert done["status"] == "CONFIRMED"
-    assert done["hash"] == queued["hash"]
+    assert done["hash"] == alice.tx["hash"]
     assert all_told_as_redelivered(done)

@@ -20,6 +20,7 @@ from testkit.env import clean_env
 from testkit.net import free_port, wait_http
 from testkit.postgres import asyncpg_dsn, create_database, drop_database
 from testkit.process import WALLETQL
+from tests.serve_support import sessions_while_serving
 from walletql.devauth import DevSigner
 from walletql.schema_version import script_revisions
 
@@ -90,29 +91,10 @@ async def test_serve_with_a_postgres_url_and_its_parameters(
 ) -> None:
     app_name = f"walletql-{uuid.uuid4().hex[:8]}"
     url = form(database_url, "postgres", f"?application_name={app_name}&connect_timeout=10")
-    env = clean_env(WALLETQL_DATABASE_URL=url)
-    port = free_port()
-    env |= {"WALLETQL_DATA_DIR": str(tmp_path), "WALLETQL_PORT": str(port)}
-    proc = await asyncio.create_subprocess_exec(
-        *WALLETQL, "serve", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await wait_http(f"http://127.0.0.1:{port}/healthz", proc, seconds=60)
-            chains = await client.post(
-                f"http://127.0.0.1:{port}/graphql", json={"query": "{ chains { name } }"}
-            )
-        assert chains.json() == {"data": {"chains": [{"name": "embedded"}]}}
-        # The engine's pool and the LISTEN connection both came from the parsed URL.
-        conn = await asyncpg.connect(form(database_url, "postgresql"))
-        names = await conn.fetch(
-            "SELECT query FROM pg_stat_activity WHERE application_name = $1", app_name
-        )
-        await conn.close()
-        assert any(row["query"].startswith("LISTEN") for row in names), names
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
+    env = clean_env(WALLETQL_DATABASE_URL=url, WALLETQL_DATA_DIR=str(tmp_path))
+    # The engine's pool and the LISTEN connection both came from the parsed URL.
+    names = await sessions_while_serving(env, url, app_name)
+    assert any(row["query"].startswith("LISTEN") for row in names), names
 
 
 @pytest.mark.parametrize(

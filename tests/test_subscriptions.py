@@ -11,7 +11,7 @@ from web3 import AsyncWeb3
 
 from testkit.anvil import Anvil
 from testkit.env import PipelineSettings, worker_env
-from testkit.pipeline import mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.pipeline import Submitted, mine, new_wallet, one_submitted, pipeline_server, submit
 from testkit.postgres import asyncpg_dsn
 from testkit.process import ServerProcess
 from testkit.server import LiveServer
@@ -41,17 +41,17 @@ async def test_a_separate_worker_process_pushes_every_status_to_the_subscriber(
     signer: DevSigner,
 ) -> None:
     settings = pipeline(anvil, chain={"confirmations": 2})
-    async with pipeline_server(settings, run_worker=False) as api:
-        token, _ = await new_wallet(api, signer, "alice", anvil_w3)
-        queued = await submit(api, token)
-        async with GraphQLWS(api.ws_url, token) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
-            first = await ws.collect("s", count=1)
-            assert statuses(first) == ["QUEUED"]
-            async with ServerProcess(worker_env(settings, database_url), ("worker",)):
-                pushed = await ws.collect("s", count=2)  # SUBMITTED, MINED
-                await mine(anvil_w3)
-                pushed += await ws.collect("s")  # CONFIRMED, then complete
+    async with (
+        one_submitted(settings, signer, anvil_w3, run_worker=False) as alice,
+        GraphQLWS(alice.server.ws_url, alice.token) as ws,
+    ):
+        await ws.subscribe("s", STATUS, {"id": alice.tx["id"], "after": 0})
+        first = await ws.collect("s", count=1)
+        assert statuses(first) == ["QUEUED"]
+        async with ServerProcess(worker_env(settings, database_url), ("worker",)):
+            pushed = await ws.collect("s", count=2)  # SUBMITTED, MINED
+            await mine(anvil_w3)
+            pushed += await ws.collect("s")  # CONFIRMED, then complete
     assert statuses(first + pushed) == STATUSES
     assert [p["data"]["transactionStatus"]["seq"] for p in first + pushed] == ["1", "2", "3", "4"]
 
@@ -75,40 +75,34 @@ async def test_a_subscriber_on_a_second_api_process_gets_the_workers_events(
 
 
 async def test_reconnecting_with_after_seq_misses_nothing_and_repeats_nothing(
-    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
 ) -> None:
     _, w3 = manual_anvil
-    async with pipeline_server(manual_settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        async with GraphQLWS(server.ws_url, token) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
-            before = await ws.collect("s", count=2)  # QUEUED, SUBMITTED
-        # Disconnected: events happen meanwhile.
-        await mine(w3)
-        await wait_for(server, token, queued["id"], "CONFIRMED")
-        last = before[-1]["data"]["transactionStatus"]["seq"]
-        async with GraphQLWS(server.ws_url, token) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": last})
-            after = await ws.collect("s")
+    async with GraphQLWS(manual_alice.server.ws_url, manual_alice.token) as ws:
+        await ws.subscribe("s", STATUS, {"id": manual_alice.tx["id"], "after": 0})
+        before = await ws.collect("s", count=2)  # QUEUED, SUBMITTED
+    # Disconnected: events happen meanwhile.
+    await mine(w3)
+    await manual_alice.wait("CONFIRMED")
+    last = before[-1]["data"]["transactionStatus"]["seq"]
+    async with GraphQLWS(manual_alice.server.ws_url, manual_alice.token) as ws:
+        await ws.subscribe("s", STATUS, {"id": manual_alice.tx["id"], "after": last})
+        after = await ws.collect("s")
     seqs = [p["data"]["transactionStatus"]["seq"] for p in before + after]
     assert seqs == ["1", "2", "3", "4"]
     assert statuses(before + after) == STATUSES
 
 
 async def test_without_after_seq_the_current_state_comes_first(
-    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
 ) -> None:
     _, w3 = manual_anvil
-    async with pipeline_server(manual_settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        await wait_for(server, token, queued["id"], "SUBMITTED")
-        async with GraphQLWS(server.ws_url, token) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"]})
-            current = await ws.collect("s", count=1)
-            await mine(w3)
-            rest = await ws.collect("s")
+    await manual_alice.wait("SUBMITTED")
+    async with GraphQLWS(manual_alice.server.ws_url, manual_alice.token) as ws:
+        await ws.subscribe("s", STATUS, {"id": manual_alice.tx["id"]})
+        current = await ws.collect("s", count=1)
+        await mine(w3)
+        rest = await ws.collect("s")
     assert statuses(current) == ["SUBMITTED"]
     assert statuses(rest) == ["MINED", "CONFIRMED"]
 
@@ -116,40 +110,34 @@ async def test_without_after_seq_the_current_state_comes_first(
 async def test_a_killed_listener_connection_reconnects_and_nothing_is_missed(
     database_url: str,
     manual_anvil: tuple[Anvil, AsyncWeb3[Any]],
-    manual_settings: Settings,
-    signer: DevSigner,
+    manual_alice: Submitted,
 ) -> None:
     _, w3 = manual_anvil
     dsn = asyncpg_dsn(database_url)
-    async with pipeline_server(manual_settings) as server:
-        token, _ = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        async with GraphQLWS(server.ws_url, token) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"], "after": 0})
-            got = await ws.collect("s", count=2)
-            admin = await asyncpg.connect(dsn)
-            killed = await admin.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                # Its last statement: the LISTEN, or the health check that follows it.
-                "WHERE datname = current_database() AND (query LIKE 'LISTEN%' "
-                "OR query = 'SELECT 1')"
-            )
-            await admin.close()
-            assert len(killed) == 1  # exactly this process's listening connection
-            await mine(w3)  # MINED and CONFIRMED are committed while it reconnects
-            got += await ws.collect("s")
+    async with GraphQLWS(manual_alice.server.ws_url, manual_alice.token) as ws:
+        await ws.subscribe("s", STATUS, {"id": manual_alice.tx["id"], "after": 0})
+        got = await ws.collect("s", count=2)
+        admin = await asyncpg.connect(dsn)
+        killed = await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # Its last statement: the LISTEN, or the health check that follows it.
+            "WHERE datname = current_database() AND (query LIKE 'LISTEN%' "
+            "OR query = 'SELECT 1')"
+        )
+        await admin.close()
+        assert len(killed) == 1  # exactly this process's listening connection
+        await mine(w3)  # MINED and CONFIRMED are committed while it reconnects
+        got += await ws.collect("s")
     assert statuses(got) == STATUSES
 
 
 async def test_another_users_transaction_is_not_found(
     anvil_w3: AsyncWeb3[Any], anvil_settings: Settings, signer: DevSigner
 ) -> None:
-    async with pipeline_server(anvil_settings, run_worker=False) as server:
-        token, _ = await new_wallet(server, signer, "alice", anvil_w3)
-        queued = await submit(server, token)
-        mallory, _ = await new_wallet(server, signer, "mallory", None)
-        async with GraphQLWS(server.ws_url, mallory) as ws:
-            await ws.subscribe("s", STATUS, {"id": queued["id"]})
+    async with one_submitted(anvil_settings, signer, anvil_w3, run_worker=False) as alice:
+        mallory, _ = await new_wallet(alice.server, signer, "mallory", None)
+        async with GraphQLWS(alice.server.ws_url, mallory) as ws:
+            await ws.subscribe("s", STATUS, {"id": alice.tx["id"]})
             message = await ws.receive()
     assert message["type"] in ("next", "error")
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]

@@ -13,13 +13,13 @@ from testkit.env import pipeline_settings
 from testkit.pipeline import (
     PASSWORD,
     RECIPIENT,
+    Submitted,
     mine,
     new_wallet,
+    one_submitted,
     pipeline_server,
     submit,
-    wait_for,
 )
-from testkit.server import LiveServer
 from walletql.devauth import DevSigner
 
 EXPLORER = "https://explorer.example/tx/{hash}"
@@ -38,16 +38,18 @@ def chain_settings(tmp_path: Path, database_url: str, node: Anvil, **chain: Any)
     )  # fmt: skip
 
 
-async def truth(server: LiveServer, token: str, tx_id: str) -> dict[str, Any]:
-    body = await server.graphql(TRUTH, {"id": tx_id}, token=token)
+async def truth(alice: Submitted) -> dict[str, Any]:
+    body = await alice.server.graphql(TRUTH, {"id": alice.tx["id"]}, token=alice.token)
     assert "errors" not in body, body
     tx: dict[str, Any] = body["data"]["transaction"]
     return tx
 
 
-async def mutate(server: LiveServer, token: str, name: str, tx_id: str) -> None:
-    body = await server.graphql(
-        f"mutation($id: ID!) {{ {name}(id: $id) {{ id }} }}", {"id": tx_id}, token=token
+async def mutate(alice: Submitted, name: str) -> None:
+    body = await alice.server.graphql(
+        f"mutation($id: ID!) {{ {name}(id: $id) {{ id }} }}",
+        {"id": alice.tx["id"]},
+        token=alice.token,
     )
     assert "errors" not in body, body
 
@@ -57,15 +59,13 @@ async def test_a_bumped_transaction_shows_the_fees_of_the_mined_bump(
 ) -> None:
     node, w3 = manual_anvil
     settings = chain_settings(tmp_path, database_url, node)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
-        queued = await submit(server, token)
-        await wait_for(server, token, queued["id"], "SUBMITTED")
-        await mutate(server, token, "speedUpTransaction", queued["id"])
-        pending = await truth(server, token, queued["id"])
+    async with one_submitted(settings, DevSigner(tmp_path), w3) as alice:
+        await alice.wait("SUBMITTED")
+        await mutate(alice, "speedUpTransaction")
+        pending = await truth(alice)
         await mine(w3)
-        await wait_for(server, token, queued["id"], "CONFIRMED")
-        done = await truth(server, token, queued["id"])
+        await alice.wait("CONFIRMED")
+        done = await truth(alice)
 
     original, bump = pending["attempts"]
     assert [(a["kind"], a["rung"]) for a in (original, bump)] == [("SEND", 0), ("SEND", 1)]
@@ -99,14 +99,12 @@ async def test_a_cancelled_transaction_says_a_cancel_replaced_it(
 ) -> None:
     node, w3 = manual_anvil
     settings = chain_settings(tmp_path, database_url, node)
-    async with pipeline_server(settings) as server:
-        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
-        queued = await submit(server, token, value="4242")
-        await wait_for(server, token, queued["id"], "SUBMITTED")
-        await mutate(server, token, "cancelTransaction", queued["id"])
+    async with one_submitted(settings, DevSigner(tmp_path), w3, value="4242") as alice:
+        await alice.wait("SUBMITTED")
+        await mutate(alice, "cancelTransaction")
         await mine(w3)
-        await wait_for(server, token, queued["id"], "CANCELLED")
-        done = await truth(server, token, queued["id"])
+        await alice.wait("CANCELLED")
+        done = await truth(alice)
 
     cancel = done["attempts"][-1]
     assert cancel["kind"] == "CANCEL"
@@ -116,7 +114,7 @@ async def test_a_cancelled_transaction_says_a_cancel_replaced_it(
     assert done["hash"] == cancel["hash"] == done["liveAttempt"]["hash"]
     assert done["maxFeePerGas"] == cancel["maxFeePerGas"]
     mined = await w3.eth.get_transaction(done["hash"])
-    assert (mined["to"], mined["value"]) == (address, 0)
+    assert (mined["to"], mined["value"]) == (alice.address, 0)
 
 
 async def test_chains_carry_their_currency_and_explorer(
@@ -143,7 +141,7 @@ async def test_sign_returns_what_it_signed_and_estimate_matches_a_submit(
     node, w3 = manual_anvil
     settings = chain_settings(tmp_path, database_url, node)
     async with pipeline_server(settings, run_worker=False) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
+        token, address = await new_wallet(server, DevSigner(tmp_path), "alice", w3)
         estimate = await server.graphql(
             "{ estimateFees { chainId type baseFeePerGas maxFeePerGas maxPriorityFeePerGas "
             "gasPrice gas maxCost } }",
@@ -155,8 +153,7 @@ async def test_sign_returns_what_it_signed_and_estimate_matches_a_submit(
             {"i": {"to": RECIPIENT, "value": "99", "data": "0x", "password": PASSWORD}},
             token=token,
         )
-        queued = await submit(server, token)
-        submitted = await truth(server, token, queued["id"])
+        submitted = await truth(Submitted(server, token, address, await submit(server, token)))
     fees = estimate["data"]["estimateFees"]
     block = await w3.eth.get_block("latest")
     assert fees["chainId"] == node.chain_id
@@ -183,10 +180,11 @@ async def test_a_transaction_without_to_deploys_a_contract(
     tmp_path: Path, database_url: str, anvil: Anvil, anvil_w3: AsyncWeb3[Any]
 ) -> None:
     settings = chain_settings(tmp_path, database_url, anvil)
-    async with pipeline_server(settings) as server:
-        token, _ = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
-        queued = await submit(server, token, to=None, value="0", data=INIT_CODE)
-        done = await wait_for(server, token, queued["id"], "CONFIRMED")
+    signer = DevSigner(tmp_path)
+    async with one_submitted(
+        settings, signer, anvil_w3, to=None, value="0", data=INIT_CODE
+    ) as alice:
+        done = await alice.wait("CONFIRMED")
     assert done["to"] is None
     receipt = await anvil_w3.eth.get_transaction_receipt(done["hash"])
     contract = receipt["contractAddress"]

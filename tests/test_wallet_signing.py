@@ -14,14 +14,13 @@ from eth_utils.crypto import keccak
 
 from testkit.env import make_settings
 from testkit.graphql import error_codes, only_error
+from testkit.pipeline import PASSWORD, new_wallet
 from testkit.server import LiveServer
 from tests.support import seed_wallet
 from walletql.app import create_app
 from walletql.devauth import DevSigner
 from walletql.settings import Settings
 
-PASSWORD = "correct horse battery"
-CREATE = "mutation($p: String!) { createUser(input: {password: $p}) { wallet { address } } }"
 SIGN_MESSAGE = """mutation($i: SignMessageInput!) {
   signMessage(input: $i) { signature messageHash address encoding }
 }"""
@@ -65,16 +64,10 @@ MAIL_SIGNATURE = (
 )
 
 
-async def new_user(server: LiveServer, signer: DevSigner, sub: str) -> tuple[str, str]:
-    token = signer.mint(sub)
-    body = await server.graphql(CREATE, {"p": PASSWORD}, token=token)
-    return token, body["data"]["createUser"]["wallet"]["address"]
-
-
 async def test_new_wallet_gets_faucet_funds_on_the_embedded_chain(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, _ = await new_user(server, signer, "alice")
+    token, _ = await new_wallet(server, signer, "alice", None)
     body = await server.graphql(
         "{ chains { chainId name isDefault } balance { chainId wei ether } }", token=token
     )
@@ -91,7 +84,7 @@ async def test_new_wallet_gets_faucet_funds_on_the_embedded_chain(
 async def test_sign_transaction_on_the_embedded_chain_recovers_to_the_wallet(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     body = await server.graphql(
         "mutation($i: SignTransactionInput!) "
         "{ signTransaction(input: $i) { raw from type nonce } }",
@@ -114,7 +107,7 @@ async def test_sign_transaction_on_the_embedded_chain_recovers_to_the_wallet(
 async def test_sign_message_text_and_hex_recover_independently(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     for message, encoding, signable in (
         ("hello walletql", "TEXT", encode_defunct(text="hello walletql")),
         ("0xdeadbeef", "HEX", encode_defunct(primitive=bytes.fromhex("deadbeef"))),
@@ -159,7 +152,7 @@ async def test_sign_typed_data_matches_the_eip712_mail_vector(
 async def test_sign_typed_data_of_a_random_wallet_recovers_and_accepts_a_json_string(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     body = await server.graphql(
         SIGN_TYPED, {"i": {"typedData": json.dumps(MAIL), "password": PASSWORD}}, token=token
     )
@@ -173,7 +166,7 @@ async def test_sign_typed_data_of_a_random_wallet_recovers_and_accepts_a_json_st
 async def test_malformed_typed_data_names_the_bad_path(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, _ = await new_user(server, signer, "alice")
+    token, _ = await new_wallet(server, signer, "alice", None)
     bad_wallet = json.loads(json.dumps(MAIL))
     bad_wallet["message"]["to"]["wallet"] = "0x1234"
     missing = json.loads(json.dumps(MAIL))
@@ -196,7 +189,7 @@ async def test_malformed_typed_data_names_the_bad_path(
 
 
 async def test_wrong_password_is_rejected(server: LiveServer, signer: DevSigner) -> None:
-    token, _ = await new_user(server, signer, "alice")
+    token, _ = await new_wallet(server, signer, "alice", None)
     body = await server.graphql(
         SIGN_MESSAGE, {"i": {"message": "hi", "password": "not my password"}}, token=token
     )
@@ -223,7 +216,7 @@ async def test_failed_passwords_are_limited_across_server_instances(
         LiveServer(create_app(settings)) as first,
         LiveServer(create_app(settings)) as second,
     ):
-        token, _ = await new_user(first, signer, "alice")
+        token, _ = await new_wallet(first, signer, "alice", None)
         for server in (first, second, first):
             assert error_codes(await server.graphql(SIGN_MESSAGE, wrong, token=token)) == [
                 "WRONG_PASSWORD"
@@ -233,14 +226,14 @@ async def test_failed_passwords_are_limited_across_server_instances(
             assert error["extensions"]["code"] == "RATE_LIMITED"
             assert 0 < error["extensions"]["retryAfter"] <= 900
         # Another user is not affected.
-        other, _ = await new_user(second, signer, "bob")
+        other, _ = await new_wallet(second, signer, "bob", None)
         assert "errors" not in await second.graphql(SIGN_MESSAGE, right, token=other)
 
 
 async def test_change_password_keeps_the_address_and_retires_the_old_password(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     change = """mutation($i: ChangePasswordInput!) {
       changePassword(input: $i) { wallet { address } }
     }"""
@@ -271,7 +264,7 @@ async def test_change_password_keeps_the_address_and_retires_the_old_password(
 async def test_export_wallet_gives_a_keystore_that_decrypts_to_the_same_key(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, address = await new_user(server, signer, "alice")
+    token, address = await new_wallet(server, signer, "alice", None)
     body = await server.graphql(
         "mutation($p: String!) { exportWallet(password: $p) }", {"p": PASSWORD}, token=token
     )
@@ -283,7 +276,7 @@ async def test_export_wallet_gives_a_keystore_that_decrypts_to_the_same_key(
 
 
 async def test_export_wallet_needs_a_recent_login(server: LiveServer, signer: DevSigner) -> None:
-    await new_user(server, signer, "alice")
+    await new_wallet(server, signer, "alice", None)
     stale = signer.mint("alice", iat=int(time.time()) - 600)
     body = await server.graphql(
         "mutation($p: String!) { exportWallet(password: $p) }", {"p": PASSWORD}, token=stale
@@ -294,7 +287,7 @@ async def test_export_wallet_needs_a_recent_login(server: LiveServer, signer: De
 async def test_me_still_answers_while_twenty_signings_run(
     server: LiveServer, signer: DevSigner
 ) -> None:
-    token, _ = await new_user(server, signer, "alice")
+    token, _ = await new_wallet(server, signer, "alice", None)
     signings = [
         asyncio.create_task(
             server.graphql(

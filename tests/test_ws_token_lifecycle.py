@@ -6,10 +6,12 @@ Each test counts the connects of a real graphql-ws client (tests/node/ws_auth_re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testkit.env import make_settings
+from testkit.pipeline import new_wallet
 from testkit.server import LiveServer
 from tests.node_support import node_json, require_node_package
 from walletql.app import create_app
@@ -22,13 +24,13 @@ EXPIRED = {"code": 4403, "reason": "Token expired"}
 LEEWAY = 10
 
 
-async def alice(server: LiveServer, signer: DevSigner) -> None:
-    """Alice has an account, so her myTransactions subscription stays open."""
-    created = await server.graphql(
-        'mutation { createUser(input: {password: "long enough"}) { id } }',
-        token=signer.mint("alice"),
-    )
-    assert created["data"]["createUser"]["id"]
+async def alice_reconnects(tmp_path: Path, database_url: str, *tokens: str) -> Any:
+    """The client's report, connecting as alice with ``tokens`` in turn (on a server with
+    ``LEEWAY``). Alice has an account, so her myTransactions subscription stays open."""
+    settings = make_settings(tmp_path, database_url, jwt_leeway_seconds=LEEWAY)
+    async with LiveServer(create_app(settings)) as server:
+        await new_wallet(server, DevSigner(tmp_path), "alice", None)
+        return await node_json("ws_auth_retry.mjs", server.ws_url, *tokens)
 
 
 @pytest.fixture(autouse=True)
@@ -57,15 +59,12 @@ async def test_a_token_past_exp_plus_leeway_is_refused_at_init(
 async def test_expiry_closes_once_and_a_fresh_token_resumes(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, database_url, jwt_leeway_seconds=LEEWAY)
     signer = DevSigner(tmp_path)
-    async with LiveServer(create_app(settings)) as server:
-        await alice(server, signer)
-        # Expired already, but within the leeway: HTTP accepts it, so the socket does too,
-        # until exp + leeway.
-        report = await node_json(
-            "ws_auth_retry.mjs", server.ws_url, signer.mint("alice", ttl=-5), signer.mint("alice")
-        )
+    # Expired already, but within the leeway: HTTP accepts it, so the socket does too,
+    # until exp + leeway.
+    report = await alice_reconnects(
+        tmp_path, database_url, signer.mint("alice", ttl=-5), signer.mint("alice")
+    )
     assert (report["connects"], report["acks"]) == (2, 2), report["error"]
     assert report["closes"] == [EXPIRED]
     assert report["data"] == {"me": {"sub": "alice"}}
@@ -75,11 +74,8 @@ async def test_expiry_closes_once_and_a_fresh_token_resumes(
 async def test_expiry_without_a_fresh_token_stops_after_one_reconnect(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, database_url, jwt_leeway_seconds=LEEWAY)
     signer = DevSigner(tmp_path)
-    async with LiveServer(create_app(settings)) as server:
-        await alice(server, signer)
-        report = await node_json("ws_auth_retry.mjs", server.ws_url, signer.mint("alice", ttl=-5))
+    report = await alice_reconnects(tmp_path, database_url, signer.mint("alice", ttl=-5))
     assert (report["connects"], report["acks"]) == (2, 1)
     assert report["closes"] == [EXPIRED, FORBIDDEN]
     assert report["error"] == FORBIDDEN
