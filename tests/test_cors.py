@@ -31,6 +31,14 @@ async def preflight(server: LiveServer, origin: str) -> httpx.Response:
         )
 
 
+async def post_from(server: LiveServer, origin: str) -> httpx.Response:
+    """A query POSTed from a page on ``origin``."""
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            server.graphql_url, json={"query": "{ chains { chainId } }"}, headers={"origin": origin}
+        )
+
+
 async def test_a_dev_server_page_on_any_localhost_port_may_post(server: LiveServer) -> None:
     answer = await preflight(server, "http://localhost:5173")
     assert answer.status_code == 200
@@ -40,12 +48,7 @@ async def test_a_dev_server_page_on_any_localhost_port_may_post(server: LiveServ
     assert "POST" in answer.headers["access-control-allow-methods"]
     assert "access-control-allow-credentials" not in answer.headers
 
-    async with httpx.AsyncClient() as client:
-        posted = await client.post(
-            server.graphql_url,
-            json={"query": "{ chains { chainId } }"},
-            headers={"origin": "http://127.0.0.1:3000"},
-        )
+    posted = await post_from(server, "http://127.0.0.1:3000")
     assert posted.headers["access-control-allow-origin"] == "http://127.0.0.1:3000"
     assert posted.json()["data"]["chains"]
 
@@ -53,12 +56,7 @@ async def test_a_dev_server_page_on_any_localhost_port_may_post(server: LiveServ
 async def test_an_unlisted_origin_gets_no_cors_headers(server: LiveServer) -> None:
     answer = await preflight(server, "https://evil.example")
     assert "access-control-allow-origin" not in answer.headers
-    async with httpx.AsyncClient() as client:
-        posted = await client.post(
-            server.graphql_url,
-            json={"query": "{ chains { chainId } }"},
-            headers={"origin": "https://evil.example"},
-        )
+    posted = await post_from(server, "https://evil.example")
     assert "access-control-allow-origin" not in posted.headers
 
 

@@ -29,21 +29,13 @@ async def test_transfer_token_moves_tokens_and_the_transaction_says_so(
     async with pipeline_server(settings) as server:
         token, alice = await new_wallet(server, DevSigner(tmp_path), "alice", anvil_w3)
         await mint_erc20(anvil_w3, token_address, deployer, alice, 10 * 10**18)
-        body = await server.graphql(
-            TRANSFER,
-            {"i": {"token": token_address, "to": BOB, "amount": str(3 * 10**18),
-                   "password": PASSWORD, "idempotencyKey": "pay-bob-1"}},
-            token=token,
-        )  # fmt: skip
+        pay_bob = {"token": token_address, "to": BOB, "amount": str(3 * 10**18),
+                   "password": PASSWORD, "idempotencyKey": "pay-bob-1"}  # fmt: skip
+        body = await server.graphql(TRANSFER, {"i": pay_bob}, token=token)
         assert "errors" not in body, body
         queued = body["data"]["transferToken"]
         done = await wait_for(server, token, queued["id"], "CONFIRMED")
-        again = await server.graphql(
-            TRANSFER,
-            {"i": {"token": token_address, "to": BOB, "amount": str(3 * 10**18),
-                   "password": PASSWORD, "idempotencyKey": "pay-bob-1"}},
-            token=token,
-        )  # fmt: skip
+        again = await server.graphql(TRANSFER, {"i": pay_bob}, token=token)
     assert queued["tokenTransfer"] == {
         "token": token_address, "symbol": "TUSD", "decimals": 18, "amount": str(3 * 10**18),
         "to": BOB,
