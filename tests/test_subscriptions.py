@@ -177,3 +177,22 @@ async def test_a_stuck_subscriber_does_not_delay_the_others_and_is_cut_off(
     assert b"resumeAfterSeq" in seen
     # What reached the client before the cut is far less than the 240 events' worth.
     assert seen.count(b'"myTransactions"') < 240
+
+
+async def test_each_pushed_item_reads_its_transaction_afresh(
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
+) -> None:
+    # One connection's context serves every item: what one item read must not serve the next.
+    _, w3 = manual_anvil
+    query = """subscription($id: ID!) { transactionStatus(id: $id, afterSeq: 0) {
+      seq transaction { events { seq } }
+    } }"""
+    async with GraphQLWS(manual_alice.server.ws_url, manual_alice.token) as ws:
+        await ws.subscribe("s", query, {"id": manual_alice.tx["id"]})
+        frames = await ws.collect("s", count=2)  # QUEUED, SUBMITTED
+        await mine(w3)
+        frames += await ws.collect("s")  # MINED and CONFIRMED, pushed; then complete
+    items = [frame["data"]["transactionStatus"] for frame in frames]
+    assert [item["seq"] for item in items] == ["1", "2", "3", "4"]
+    for item in items:
+        assert item["seq"] in [e["seq"] for e in item["transaction"]["events"]], items

@@ -151,6 +151,7 @@ class Selection:
         key = (event.transaction_id, event.seq)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
+        context.new_scope()  # each event reads its rows afresh (schema/loaders.py)
         executor = ExecutorThrowingOnIncremental.build(
             self.registry.schema,
             self.document,
