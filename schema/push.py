@@ -1,6 +1,6 @@
 """How a subscription's live stream is handed to the transport once it has caught up.
 
-A graphql-transport-ws operation on walletql's transport (walletql/fanout.py) runs with a
+A graphql-transport-ws operation on walletql's transport (walletql/push_slot.py) runs with a
 ``PushSlot`` in ``CURRENT``. The resolver's stream replays what the client asked for through
 strawberry as usual; once it has caught up, the slot takes its hub subscriber, and from then
 on each event is executed once for every subscription with the same operation document and

@@ -28,7 +28,8 @@ from testkit.server import LiveServer
 from testkit.ws import GraphQLWS, StuckClient
 from walletql.app import create_app
 from walletql.devauth import DevSigner
-from walletql.fanout import FanOut, PushSlot
+from walletql.fanout import FanOut
+from walletql.push_slot import PushSlot
 from walletql.settings import Settings
 
 SMALL = """subscription($id: ID!, $after: BigInt) {

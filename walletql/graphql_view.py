@@ -21,10 +21,11 @@ from schema import build_schema
 from schema.context import Context
 from services import metrics
 from services.errors import Unauthenticated
-from walletql.fanout import FanOut, FanOutTransportWS
+from walletql.fanout import FanOut
 from walletql.http_protocol import GraphQLOverHTTP
 from walletql.origins import OriginPolicy
 from walletql.persisted_queries import PersistedQueries
+from walletql.push_slot import FanOutTransportWS
 from walletql.settings import Settings
 
 
