@@ -300,24 +300,9 @@ def baseline_app(dsn: str, data_dir: Path, pool_size: int) -> Any:
 
 
 def baseline_main(port: int, dsn: str, data_dir: Path, pool_size: int) -> None:
-    import uvicorn
+    from bench.floor_server import serve
 
-    from walletql.cli import run_loop
-
-    app = baseline_app(dsn, data_dir, pool_size)
-    # As `walletql serve` runs uvicorn (walletql/server.py, walletql/cli.py): uvloop, httptools,
-    # no access log, no server header.
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        access_log=False,
-        log_config=None,
-        http="httptools",
-        server_header=False,
-        lifespan="on",
-    )
-    run_loop(uvicorn.Server(config).serve())
+    serve(baseline_app(dsn, data_dir, pool_size), port)
 
 
 # --------------------------------------------------------------------------------------------

@@ -86,26 +86,9 @@ def build_app(dsn: str, data_dir: Path) -> Any:
 
 
 def main(port: int, dsn: str, data_dir: Path) -> None:
-    import asyncio
+    from bench.floor_server import serve
 
-    import uvicorn
-
-    config = uvicorn.Config(
-        build_app(dsn, data_dir),
-        host="127.0.0.1",
-        port=port,
-        access_log=False,
-        log_config=None,
-        http="httptools",
-        server_header=False,
-        lifespan="off",
-    )
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        asyncio.run(uvicorn.Server(config).serve())
-    else:
-        uvloop.run(uvicorn.Server(config).serve())
+    serve(build_app(dsn, data_dir), port, lifespan="off")
 
 
 if __name__ == "__main__":

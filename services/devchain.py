@@ -44,6 +44,12 @@ class ChainJournal:
                 handle.truncate(end)
         return [bytes.fromhex(line[2:].decode()) for line in data[:end].splitlines() if line]
 
+    def hashes(self) -> set[str]:
+        """The 0x-hex hashes of the journaled transactions (a hash is that of the raw bytes)."""
+        from eth_hash.auto import keccak
+
+        return {"0x" + keccak(raw).hex() for raw in self.load()}
+
     def append(self, raw: bytes) -> None:
         """Durable before it returns: the caller reports the send only after this."""
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,16 @@ from services.queues.postgres import PostgresQueue
 from services.rpc import RpcError
 from testkit.anvil import Anvil
 from testkit.net import free_port
-from testkit.pipeline import fetch, fund, mine, new_wallet, pipeline_server, submit, wait_for
+from testkit.pipeline import (
+    Submitted,
+    fetch,
+    fund,
+    mine,
+    new_wallet,
+    pipeline_server,
+    submit,
+    wait_for,
+)
 from tests.test_processor import CONFIG, INTERVAL, NOW, PENDING, Case, FakeChain, _store
 from walletql.devauth import DevSigner
 from walletql.settings import Settings
@@ -181,39 +190,35 @@ async def test_a_nonce_taken_before_the_broadcast_fails_at_once_in_the_nodes_wor
 
 
 async def test_a_pending_transaction_outbid_by_another_with_its_nonce_fails_at_once(
-    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
 ) -> None:
     _, w3 = manual_anvil
-    async with pipeline_server(manual_settings) as server:
-        token, address = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        pending = await wait_for(server, token, queued["id"], "SUBMITTED")
-        # Another app replaces it in the pool (10x the fees), and that one is mined.
-        await send_as(w3, address, int(queued["nonce"]), 10 * int(pending["maxFeePerGas"]))
-        await mine(w3)
-        failed = await wait_for(server, token, queued["id"], "FAILED")
+    queued = manual_alice.tx
+    pending = await manual_alice.wait("SUBMITTED")
+    # Another app replaces it in the pool (10x the fees), and that one is mined.
+    await send_as(w3, manual_alice.address, int(queued["nonce"]), 10 * int(pending["maxFeePerGas"]))
+    await mine(w3)
+    failed = await manual_alice.wait("FAILED")
     assert failed["error"]["code"] == "NONCE_CONFLICT"
     assert failed["error"]["message"].startswith(conflict_of(queued))
     assert failed["blockNumber"] is None
 
 
 async def test_a_refused_resend_is_told_in_the_nodes_words_and_cleared_once_taken(
-    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_settings: Settings, signer: DevSigner
+    manual_anvil: tuple[Anvil, AsyncWeb3[Any]], manual_alice: Submitted
 ) -> None:
     _, w3 = manual_anvil
-    async with pipeline_server(manual_settings) as server:
-        token, address = await new_wallet(server, signer, "alice", w3)
-        queued = await submit(server, token)
-        await wait_for(server, token, queued["id"], "SUBMITTED")
-        # The node forgets it, and the wallet can no longer pay: every resend is refused.
-        await w3.provider.make_request("anvil_dropTransaction", [queued["hash"]])
-        await fund(w3, address, 0)
-        refused = await wait_for(server, token, queued["id"], "SUBMITTED", reason="REJECTED")
-        assert refused["error"]["code"] == "REJECTED"
-        assert "insufficient funds" in refused["error"]["message"].lower()
-        assert refused["events"][-1]["reason"] == f"REJECTED: {refused['error']['message']}"
-        await fund(w3, address, 10**18)
-        done = await mine_until(server, token, queued["id"], w3)
+    queued = manual_alice.tx
+    await manual_alice.wait("SUBMITTED")
+    # The node forgets it, and the wallet can no longer pay: every resend is refused.
+    await w3.provider.make_request("anvil_dropTransaction", [queued["hash"]])
+    await fund(w3, manual_alice.address, 0)
+    refused = await manual_alice.wait("SUBMITTED", reason="REJECTED")
+    assert refused["error"]["code"] == "REJECTED"
+    assert "insufficient funds" in refused["error"]["message"].lower()
+    assert refused["events"][-1]["reason"] == f"REJECTED: {refused['error']['message']}"
+    await fund(w3, manual_alice.address, 10**18)
+    done = await mine_until(manual_alice.server, manual_alice.token, queued["id"], w3)
     assert done["error"] is None
     assert done["hash"] == queued["hash"]
     reasons = [e["reason"] for e in done["events"]]

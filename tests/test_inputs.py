@@ -3,7 +3,6 @@ usernames that differ only by Unicode form, and two password changes at once."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -16,7 +15,6 @@ from walletql.devauth import DevSigner
 
 CREATE = "mutation($i: CreateUserInput!) { createUser(input: $i) { username } }"
 SIGN = "mutation($i: SignMessageInput!) { signMessage(input: $i) { encoding } }"
-CHANGE = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) { id } }"
 
 
 @pytest.mark.parametrize("bad", ["pass\ud800word", "pass\x00word"], ids=["surrogate", "nul"])
@@ -116,29 +114,6 @@ async def test_usernames_are_compared_after_nfkc_and_case_folding(
         CREATE, {"i": {"password": PASSWORD, "username": "u316f6349\n"}}, token=signer.mint("nl")
     )
     assert only_error(body)["extensions"] == {"code": "BAD_USER_INPUT", "field": "username"}
-
-
-async def test_concurrent_password_changes_with_the_old_password_one_wins(
-    server: LiveServer, signer: DevSigner
-) -> None:
-    token, _ = await new_wallet(server, signer, "race", None)
-    first, second = await asyncio.gather(
-        server.graphql(
-            CHANGE,
-            {"i": {"currentPassword": PASSWORD, "newPassword": "first new one"}},
-            token=token,
-        ),
-        server.graphql(
-            CHANGE,
-            {"i": {"currentPassword": PASSWORD, "newPassword": "second new one"}},
-            token=token,
-        ),
-    )
-    outcomes = sorted([error_codes(first), error_codes(second)])
-    assert outcomes == [[], ["WRONG_PASSWORD"]], (first, second)
-    winner = "first new one" if not error_codes(first) else "second new one"
-    body = await server.graphql(SIGN, {"i": {"message": "hi", "password": winner}}, token=token)
-    assert body == {"data": {"signMessage": {"encoding": "TEXT"}}}
 
 
 async def test_graphiql_page_sends_a_csp_and_security_headers(server: LiveServer) -> None:

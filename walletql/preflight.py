@@ -117,13 +117,15 @@ def _chain_cause(exc: BaseException) -> str:
 
 
 async def check_embedded_history(settings: Settings, url: DatabaseUrl) -> None:
-    """The in-process chain, replayed from its journal, holds the newest transaction the
-    database has as mined. The journal is append-only and written before a send returns, so
-    if it holds that one it holds every earlier one; if not, it was deleted or belongs to
-    another database, and every wallet would show a history that is not on the chain."""
+    """The in-process chain's journal holds the newest transaction the database has as
+    mined. The journal is append-only and written before a send returns, so if it holds that
+    one it holds every earlier one; if not, it was deleted or belongs to another database, and
+    every wallet would show a history that is not on the chain. (The journal is read, not
+    replayed: the runtime replays it once when it builds the chain.)"""
     import asyncpg
 
-    from services.chains import ChainConfig, Chains
+    from services.chains import ChainConfig
+    from services.devchain import ChainJournal
 
     configs = [ChainConfig(**c.model_dump()) for c in settings.chains if c.rpc_url == "embedded"]
     if not configs:
@@ -140,11 +142,10 @@ async def check_embedded_history(settings: Settings, url: DatabaseUrl) -> None:
         }
     finally:
         await conn.close()
-    chains = Chains(configs, settings.chain_timeout_seconds, data_dir=settings.data_dir)
     for config in configs:
         tx_hash = newest[config.chain_id]
-        if tx_hash and await chains.get(config.chain_id).receipt(tx_hash) is None:
-            journal = settings.data_dir / f"chain-{config.chain_id}.journal"
+        journal = settings.data_dir / f"chain-{config.chain_id}.journal"
+        if tx_hash and tx_hash.lower() not in ChainJournal(journal).hashes():
             raise StartupError(
                 f"WALLETQL_DATA_DIR: the embedded chain replayed from {journal} lacks transaction "
                 f"{tx_hash}, which the database has as mined (the journal was deleted, or the "
