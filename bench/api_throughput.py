@@ -157,6 +157,7 @@ def _result(
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "client_cpu": cpu / max(wall, 1e-9),
+        "latencies_ms": [round(x * 1000, 3) for x in latencies],  # for pooling over rounds
     }
 
 

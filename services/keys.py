@@ -25,15 +25,22 @@ from services.errors import DecryptionFailed
 RECORD_VERSION = 1
 T = TypeVar("T")
 _HKDF_INFO = b"walletql/wallet-key/v1"
-# The KDF threads' nice value: Argon2id runs without the GIL, so the OS decides who gets a
+# The KDF threads' scheduling: Argon2id runs without the GIL, so the OS decides who gets a
 # core, and under contention the event loop (every other request) should win over a KDF.
-KDF_THREAD_NICENESS = 10
+# SCHED_IDLE (Linux): any other thread that wakes up takes the core at once; a nice value
+# only shifts shares, and a woken event loop could wait out a KDF's time slice. Where the
+# policy is refused, the thread is niced instead.
+KDF_THREAD_NICENESS = 19
 
 
 def _lower_thread_priority() -> None:
-    """Lower this thread's scheduling priority (Linux: a thread has its own nice value)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), KDF_THREAD_NICENESS)
+    """Run this thread only when nothing else wants the core (a thread has its own policy)."""
+    tid = threading.get_native_id()
+    try:
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, KDF_THREAD_NICENESS)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,17 @@ async def test_records_keep_their_own_kdf_parameters() -> None:
     assert await raised.open(sealed, "correct horse", user_id=USER, address=ADDRESS) == KEY
 
 
+async def test_kdf_threads_yield_the_cores_to_everything_else(vault: KeyVault) -> None:
+    """A KDF thread runs under SCHED_IDLE: a woken event loop never waits out its slice."""
+    import os
+
+    def policy() -> int:
+        return os.sched_getscheduler(0)  # 0: the calling thread
+
+    assert await vault.run_in_pool(policy) == os.SCHED_IDLE
+    assert policy() != os.SCHED_IDLE  # the caller's own thread is untouched
+
+
 def test_kdf_below_the_minimum_is_refused_by_settings() -> None:
     with pytest.raises(ValueError, match="kdf_memory_kib"):
         Settings(_env_file=None, kdf_memory_kib=1024)
