@@ -31,6 +31,46 @@ _PROFILE_BY_SUB = (
 )
 
 
+_WALLET_COLUMNS = (
+    "id", "user_id", "address", "ciphertext", "nonce", "salt", "kdf", "kdf_memory_kib",
+    "kdf_iterations", "kdf_lanes", "version", "created_at", "updated_at",
+)  # fmt: skip
+_WALLET_TO_UNLOCK = (
+    "SELECT w.id, w.user_id, w.address, w.ciphertext, w.nonce, w.salt, w.kdf, w.kdf_memory_kib, "
+    "w.kdf_iterations, w.kdf_lanes, w.version, w.created_at, w.updated_at, "
+    "f.failures, f.oldest, n.next_nonce "
+    "FROM users u JOIN wallets w ON w.user_id = u.id "
+    "CROSS JOIN LATERAL (SELECT count(*) AS failures, min(failed_at) AS oldest "
+    "FROM password_failures WHERE user_id = u.id AND failed_at > $2) f "
+    "LEFT JOIN nonce_states n ON n.wallet_id = w.id AND n.chain_id = $3 "
+    "WHERE u.sub = $1"
+)
+
+
+@dataclass(frozen=True)
+class WalletToUnlock:
+    """A wallet with what opening it needs: the password failures in the guard's window
+    (their count and the oldest), and the nonce the wallet reserves next on one chain."""
+
+    wallet: Wallet
+    failures: int
+    oldest_failure: datetime | None
+    next_nonce: int | None
+
+
+async def wallet_to_unlock(
+    driver: Any, sub: str, failures_since: datetime, chain_id: int | None
+) -> WalletToUnlock | None:
+    """The caller's wallet, its recent password failures and its stored next nonce on
+    ``chain_id`` (None when no nonce is stored there yet): one statement, read before a KDF."""
+    row = await driver.fetchrow(_WALLET_TO_UNLOCK, sub, failures_since, chain_id)
+    if row is None:
+        return None
+    wallet = Wallet(**{column: row[n] for n, column in enumerate(_WALLET_COLUMNS)})
+    failures, oldest, next_nonce = row[len(_WALLET_COLUMNS) :]
+    return WalletToUnlock(wallet, int(failures), oldest, next_nonce)
+
+
 async def profile_by_sub(driver: Any, sub: str) -> UserProfile | None:
     """The hottest read (every ``me``): one prepared statement on a driver connection
     (``UnitOfWork.driver()``), with no session and none of SQLAlchemy's result machinery."""

@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import NonceState, Transaction, TransactionAttempt, TransactionEvent
+from db.models import Transaction, TransactionAttempt, TransactionEvent
 from services.domain import AttemptKind, CancelReason, TransactionStatus
 
 
@@ -136,21 +135,6 @@ class TransactionRepository:
             ),
         )
         return list(await self.session.scalars(stmt.order_by(Transaction.nonce)))
-
-    async def lock_nonce(self, wallet_id: uuid.UUID, chain_id: int, chain_next: int) -> NonceState:
-        """The wallet's nonce row for a chain, locked; created from the chain's count if new."""
-        await self.session.execute(
-            insert(NonceState)
-            .values(wallet_id=wallet_id, chain_id=chain_id, next_nonce=chain_next)
-            .on_conflict_do_nothing()
-        )
-        stmt = (
-            select(NonceState)
-            .where(NonceState.wallet_id == wallet_id, NonceState.chain_id == chain_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.scalars(stmt)).one()
 
     async def overdue(self, before: datetime, limit: int = 500) -> list[uuid.UUID]:
         """Tracked transactions whose next check is overdue (a lost queue message)."""

@@ -73,6 +73,17 @@ class UnitOfWork:
         finally:
             await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
+    async def driver_in_transaction(self) -> Any:
+        """The driver's own connection (asyncpg) under ``session``, in the unit's transaction:
+        for a hot write of a few statements that need none of the ORM (a submit). What runs
+        on it commits or rolls back with the unit; objects in ``session`` do not see it."""
+        connection = await self.session.connection()
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        if not driver.is_in_transaction():
+            # SQLAlchemy sends its BEGIN with the first statement it runs: one now.
+            await connection.exec_driver_sql("SELECT 1")
+        return driver
+
     @asynccontextmanager
     async def independent(self) -> AsyncIterator[AsyncSession]:
         """A separate transaction, committed at the end of the block whatever becomes of this

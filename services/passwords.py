@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
 
 from db.models import PasswordFailure
 from db.unit_of_work import UnitOfWork
@@ -26,23 +25,20 @@ class PasswordGuard:
         self._window = timedelta(seconds=window_seconds)
         self._clock = clock
 
-    async def check(self, session: AsyncSession, user_id: uuid.UUID) -> int:
-        """RATE_LIMITED (with retryAfter seconds) once the window holds too many failures;
-        else how many failures it holds."""
-        since = self._clock() - self._window
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(PasswordFailure.failed_at)).where(
-                    PasswordFailure.user_id == user_id, PasswordFailure.failed_at > since
-                )
-            )
-        ).one()
+    def window_start(self) -> datetime:
+        """Failures after this moment count against the limit."""
+        return self._clock() - self._window
+
+    def check(self, count: int, oldest: datetime | None) -> int:
+        """RATE_LIMITED (with retryAfter seconds) once the window holds too many failures
+        (``count``, the oldest at ``oldest``, read since ``window_start()``); else ``count``."""
         if count >= self._max:
-            retry_after = max(1, int((oldest + self._window - self._clock()).total_seconds()))
+            since = oldest or self._clock()
+            retry_after = max(1, int((since + self._window - self._clock()).total_seconds()))
             raise RateLimited(
                 f"too many wrong passwords; try again in {retry_after} s", retryAfter=retry_after
             )
-        return int(count)
+        return count
 
     async def record_failure(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
         """Record a failure in its own transaction: the failing request itself rolls back."""

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Transaction, TransactionAttempt
+from db.models import Transaction, Wallet
+from db.submissions import insert_attempts, insert_transaction, twin_id
 from db.transactions_repo import TransactionRepository
 from db.unit_of_work import UnitOfWork
 from services.auth import Principal
@@ -24,7 +24,7 @@ from services.errors import (
     BadUserInput,
     IdempotencyConflict,
 )
-from services.events import record_event
+from services.events import record_first_event
 from services.ladder import Rung, build_ladder
 from services.nonces import lock_next_nonce
 from services.pipeline import TransactionProcessor
@@ -32,9 +32,8 @@ from services.queues import Queue
 from services.token_transfers import encode_transfer
 from services.transaction_queries import TransactionQueries
 from services.transactions_build import MIN_GAS, FeeCaps, TxRequest, fee_caps, fill_affordable
-from services.users import user_id_of
 from services.validation import check_text
-from services.wallets import Unlocked, WalletService
+from services.wallets import WalletService
 
 
 @dataclass(frozen=True)
@@ -100,43 +99,51 @@ class TransactionService:
             check_text(req.idempotency_key, field="idempotencyKey")
         chain = self._chains.get(req.chain_id)
         fingerprint = req.fingerprint(chain.chain_id)
-        unlocked = await self._wallets.unlock(uow, principal, password)
-        if req.idempotency_key:  # a retry: answer it before any chain call
-            async with uow.read() as session:
-                found = await self._idempotent(session, principal, req.idempotency_key, fingerprint)
-            if found:
-                return found
-        address = unlocked.wallet.address
-        chain_next = await chain.pending_nonce(address)
-        fields = await fill_affordable(
-            chain, address, TxRequest(**{**asdict(req), "nonce": chain_next})
+        unlocked = await self._wallets.unlock(
+            uow, principal, password, nonce_chain_id=chain.chain_id
         )
+        wallet = unlocked.wallet
+        if req.idempotency_key:  # a retry: answer it before any chain call
+            async with uow.driver() as driver:
+                twin = await twin_id(driver, wallet.user_id, req.idempotency_key)
+            if twin is not None:
+                async with uow.read() as session:
+                    found = await self._idempotent(
+                        session, wallet.user_id, req.idempotency_key, fingerprint
+                    )
+                if found:
+                    return found
+        address = wallet.address
+        chain_next = await chain.pending_nonce(address)
+        # Sign for the nonce the lock will most likely hand out: the wallet's own submits
+        # may be ahead of the chain's count.
+        expected = max(chain_next, unlocked.next_nonce or 0)
+        fields = await fill_affordable(chain, address, replace(req, nonce=expected))
         # Twelve signatures or so: off the event loop, like the KDF.
         ladder = await asyncio.to_thread(build_ladder, fields, unlocked.key, address, self._rungs)
 
-        nonce_row = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
-        # The lock serialises this wallet's submits: a concurrent twin may have committed.
-        if req.idempotency_key and (
-            existing := await self._idempotent(
-                uow.session, principal, req.idempotency_key, fingerprint
-            )
-        ):
-            return existing
-        if nonce_row.next_nonce != chain_next:  # our own submits are ahead of the chain's count
-            fields = {**fields, "nonce": nonce_row.next_nonce}
+        driver = await uow.driver_in_transaction()
+        nonce = await lock_next_nonce(driver, wallet.id, chain.chain_id, chain_next)
+        if nonce.next_nonce != expected:  # another submit took it meanwhile
+            fields = {**fields, "nonce": nonce.next_nonce}
             ladder = await asyncio.to_thread(
                 build_ladder, fields, unlocked.key, address, self._rungs
             )
-        tx = await self._store(uow, principal, req, fingerprint, chain, unlocked, fields, ladder)
-        nonce_row.next_nonce = tx.nonce + 1
-        await uow.session.flush()
+        tx, stored = await self._store(uow, driver, req, fingerprint, chain, wallet, fields, ladder)
+        if stored:
+            await nonce.take(tx.nonce)
+        else:  # a concurrent twin with the same idempotency key committed first
+            await nonce.keep()
         return tx
 
     async def _store(
-        self, uow: UnitOfWork, principal: Principal, req: TxRequest, fingerprint: str,
-        chain: Chain, unlocked: Unlocked, fields: dict[str, Any], ladder: list[Rung],
-    ) -> Transaction:  # fmt: skip
-        wallet, now = unlocked.wallet, self._clock()
+        self, uow: UnitOfWork, driver: Any, req: TxRequest, fingerprint: str, chain: Chain,
+        wallet: Wallet, fields: dict[str, Any], ladder: list[Rung],
+    ) -> tuple[Transaction, bool]:  # fmt: skip
+        """(the transaction QUEUED with its ladder and first event, enqueued after commit,
+        True); or (the twin a concurrent submit with the same idempotency key committed
+        first, False)."""
+        now = self._clock()
         tx = Transaction(
             id=uuid.uuid4(), user_id=wallet.user_id, wallet_id=wallet.id, chain_id=chain.chain_id,
             status=TransactionStatus.QUEUED, from_address=wallet.address, to_address=req.to,
@@ -147,31 +154,26 @@ class TransactionService:
             gas_price=fields.get("gasPrice"), hash=ladder[0].hash, current_rung=0,
             idempotency_key=req.idempotency_key, request_hash=fingerprint,
             deadline_at=now + timedelta(seconds=chain.config.deadline_seconds),
-            next_check_at=now, last_seq=0,
+            next_check_at=now, last_seq=1,  # its first event (QUEUED) is written below
         )  # fmt: skip
-        try:
-            async with uow.session.begin_nested():
-                uow.session.add(tx)
-                await uow.session.flush()
-        except IntegrityError:
+        if not await insert_transaction(driver, tx):
             existing = await self._idempotent(
-                uow.session, principal, req.idempotency_key or "", fingerprint
+                uow.session, wallet.user_id, req.idempotency_key or "", fingerprint
             )
-            if existing is None:
-                raise
-            return existing
-        for rung in ladder:
-            uow.session.add(
-                TransactionAttempt(
-                    transaction_id=tx.id, kind=rung.kind, rung=rung.rung, raw=rung.raw,
-                    hash=rung.hash, max_fee_per_gas=rung.fields.get("maxFeePerGas"),
-                    max_priority_fee_per_gas=rung.fields.get("maxPriorityFeePerGas"),
-                    gas_price=rung.fields.get("gasPrice"),
-                )
-            )  # fmt: skip
-        await record_event(uow, tx, TransactionStatus.QUEUED)
+            if existing is None:  # the twin is gone again: nothing to answer with
+                raise RuntimeError("an idempotency key conflicted with no transaction")
+            return existing, False
+        attempts = [
+            (
+                rung.kind.value, rung.rung, rung.raw, rung.hash, rung.fields.get("maxFeePerGas"),
+                rung.fields.get("maxPriorityFeePerGas"), rung.fields.get("gasPrice"),
+            )
+            for rung in ladder
+        ]  # fmt: skip
+        await insert_attempts(driver, tx.id, attempts)
+        await record_first_event(uow, tx)
         enqueue_after_commit(uow, self._queue, tx)
-        return tx
+        return tx, True
 
     async def transfer_token(
         self, uow: UnitOfWork, principal: Principal, req: TokenTransferRequest, password: str
@@ -192,13 +194,10 @@ class TransactionService:
         return FeeEstimate(chain.chain_id, gas, caps)
 
     async def _idempotent(
-        self, session: AsyncSession, principal: Principal, key: str, fingerprint: str
+        self, session: AsyncSession, user_id: uuid.UUID, key: str, fingerprint: str
     ) -> Transaction | None:
-        users_tx = await user_id_of(session, principal)
-        if users_tx is None:
-            return None
         existing = await TransactionRepository.from_session(session).by_idempotency_key(
-            users_tx, key
+            user_id, key
         )
         if existing is None:
             return None

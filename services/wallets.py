@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from db.models import Wallet
-from db.repositories import UserProfile, UserRepository, WalletRepository
+from db.repositories import UserProfile, UserRepository, WalletRepository, wallet_to_unlock
 from db.unit_of_work import UnitOfWork
 from services.auth import Principal
 from services.chains import Chains
@@ -49,6 +49,9 @@ class SignedMessage:
 class Unlocked:
     wallet: Wallet
     key: bytes
+    # The nonce the wallet reserves next on the chain unlock was asked about (None: none
+    # stored yet, or not asked).
+    next_nonce: int | None = None
 
 
 class WalletService:
@@ -69,21 +72,33 @@ class WalletService:
         return wallet
 
     async def unlock(
-        self, uow: UnitOfWork, principal: Principal, password: str, *, field: str = "password"
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        password: str,
+        *,
+        field: str = "password",
+        nonce_chain_id: int | None = None,
     ) -> Unlocked:
         """Decrypt the caller's key for this request; WRONG_PASSWORD or RATE_LIMITED otherwise.
+        With ``nonce_chain_id``, the wallet's stored next nonce there comes along.
 
-        Reads go through short read sessions and the failure counter through its own
-        transaction: no connection is held while the KDF runs, and the unit's transaction
-        has not begun when this returns."""
+        The read is one statement on a pooled connection and the failure counter goes
+        through its own transaction: no connection is held while the KDF runs, and the
+        unit's transaction has not begun when this returns."""
         check_text(password, field=field)
-        wallet = await self._wallet(uow, principal)
         # One attempt per user at a time in this process: check, KDF and the failure record
         # happen in order, so parallel guesses cannot all pass the check before any failure
         # is counted. (Across K API processes, at most K guesses overlap.)
-        async with self._attempt_locks[wallet.user_id.int % len(self._attempt_locks)]:
-            async with uow.read() as session:
-                failures = await self._guard.check(session, wallet.user_id)
+        async with self._attempt_locks[hash(principal.sub) % len(self._attempt_locks)]:
+            async with uow.driver() as driver:
+                found = await wallet_to_unlock(
+                    driver, principal.sub, self._guard.window_start(), nonce_chain_id
+                )
+            if found is None:
+                raise NotFound("no wallet yet: run createUser first")
+            wallet = found.wallet
+            failures = self._guard.check(found.failures, found.oldest_failure)
             try:
                 key = await self._vault.open(
                     sealed_of(wallet), password, user_id=wallet.user_id, address=wallet.address
@@ -93,7 +108,7 @@ class WalletService:
                 raise WrongPassword("wrong password", field=field) from None
         if failures:
             await self._guard.clear(uow, wallet.user_id)
-        return Unlocked(wallet, key)
+        return Unlocked(wallet, key, found.next_nonce)
 
     async def balance(self, uow: UnitOfWork, principal: Principal, chain_id: int | None) -> Balance:
         """The caller's native balance on a chain (the default chain when None)."""
@@ -126,12 +141,13 @@ class WalletService:
         tx = await fill_affordable(chain, address, replace(req, nonce=chain_next))
         if req.nonce is not None:
             return await asyncio.to_thread(sign_transaction, tx, unlocked.key, address)
-        reserved = await lock_next_nonce(uow.session, unlocked.wallet, chain.chain_id, chain_next)
+        reserved = await lock_next_nonce(
+            await uow.driver_in_transaction(), unlocked.wallet.id, chain.chain_id, chain_next
+        )
         signed = await asyncio.to_thread(
             sign_transaction, {**tx, "nonce": reserved.next_nonce}, unlocked.key, address
         )
-        reserved.next_nonce = signed.nonce + 1
-        await uow.session.flush()
+        await reserved.take(signed.nonce)
         return signed
 
     async def sign_message(

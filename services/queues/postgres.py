@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from services.queues import Message, Queue
 
 _MAX_QUEUE_NAME = 80
 
-_SEND = text(
+# On the driver's connection: a send follows every submit, and one statement outside a
+# transaction is its own (no BEGIN and COMMIT round trips, none of SQLAlchemy's machinery).
+_SEND = (
     "INSERT INTO queue_messages (queue, body, visible_at) "
-    "VALUES (:queue, :body, now() + make_interval(secs => :delay))"
+    "VALUES ($1, $2, now() + make_interval(secs => $3))"
 )
 
 _RECEIVE = text(
@@ -78,10 +82,12 @@ class PostgresQueue(Queue):
     async def _send(
         self, body: str, delay_seconds: float, group_id: str | None, dedup_id: str | None
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                _SEND, {"queue": self.name, "body": body, "delay": float(delay_seconds)}
-            )
+        pooled = await self.engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            await driver.execute(_SEND, self.name, body, float(delay_seconds))
+        finally:
+            await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
     async def _receive(
         self, max_messages: int, remaining: Callable[[], float], visibility_timeout: int
