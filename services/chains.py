@@ -10,8 +10,10 @@ worker (and its Lambda package) runs without them.
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,13 @@ class BlockInfo:
     base_fee: int | None  # None on chains without EIP-1559
 
 
+_NOT_READ = object()
+
+
+def _call_key(method: str, params: tuple[Any, ...]) -> str:
+    return json.dumps([method, params], sort_keys=True, default=str)
+
+
 class NodeRejected(Exception):
     """The node answered with an error (not a transport failure)."""
 
@@ -95,6 +104,8 @@ class Chain:
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         # The in-process EVM's durable history (services/devchain.py), set by Chains.
         self.journal: ChainJournal | None = None
+        # Answers fetched ahead, by call (only on the copies read_ahead returns).
+        self._answers: dict[str, Any] | None = None
 
     @property
     def chain_id(self) -> int:
@@ -102,11 +113,20 @@ class Chain:
 
     async def _request(self, method: str, *params: Any) -> Any:
         """One RPC call; transport failures and timeouts become CHAIN_UNAVAILABLE, a node's
-        error answer raises RpcError."""
+        error answer raises RpcError. An answer fetched ahead (``read_ahead``) serves it."""
+        if self._answers is not None:
+            answer = self._answers.pop(_call_key(method, params), _NOT_READ)
+            if isinstance(answer, RpcError):
+                raise answer
+            if answer is not _NOT_READ:
+                return answer
         async with self._slots:
             return await self._request_now(method, *params)
 
     async def _request_now(self, method: str, *params: Any) -> Any:
+        return await self._send(lambda transport: transport.request(method, list(params)))
+
+    async def _send(self, call: Callable[[Transport], Awaitable[Any]]) -> Any:
         if self._transport is None:
             self._transport = _connect(self.config, self._timeout, self.journal)
         transport = self._transport
@@ -121,9 +141,37 @@ class Chain:
                         f"the node for chain {self.chain_id} reports chain id {actual}"
                     )
                 self._verified = True
-            return await asyncio.wait_for(transport.request(method, list(params)), self._timeout)
+            return await asyncio.wait_for(call(transport), self._timeout)
         except (TimeoutError, OSError, TransportFailed) as exc:
             raise self._unavailable(exc) from exc
+
+    async def read_ahead(
+        self, sender: str, *, pending_nonce: bool, fees: bool, estimate: dict[str, Any] | None
+    ) -> Chain:
+        """This chain, with the answers to the reads a transaction's fill is about to make
+        fetched now, in one JSON-RPC batch: the latest block and ``sender``'s balance; its
+        pending nonce, the fee suggestions and the gas estimate of ``estimate`` as asked.
+        Each answer serves one call of the returned chain; other calls go to the node."""
+        calls: list[tuple[str, tuple[Any, ...]]] = [
+            ("eth_getBlockByNumber", ("latest", False)),
+            ("eth_getBalance", (sender, "latest")),
+        ]
+        if pending_nonce:
+            calls.append(("eth_getTransactionCount", (sender, "pending")))
+        if fees:
+            calls += [("eth_maxPriorityFeePerGas", ()), ("eth_gasPrice", ())]
+        if estimate is not None:
+            calls.append(("eth_estimateGas", (rpc_transaction(estimate),)))
+        async with self._slots:
+            answers = await self._send(
+                lambda transport: transport.batch([(m, list(p)) for m, p in calls])
+            )
+        ahead = copy.copy(self)
+        ahead._answers = {
+            _call_key(method, params): answer
+            for (method, params), answer in zip(calls, answers, strict=True)
+        }
+        return ahead
 
     def _unavailable(self, exc: BaseException) -> ChainUnavailable:
         log.warning("chain %s unavailable: %s", self.chain_id, type(exc).__name__)
@@ -150,6 +198,11 @@ class Chain:
         number = quantity(await self._request("eth_blockNumber"))
         wei = quantity(await self._request("eth_getBalance", address, hex(number)))
         return wei, number
+
+    async def latest_balance(self, address: str) -> int:
+        """Wei at the latest block (a preflight's: ``balance`` when the block's number is not
+        needed)."""
+        return quantity(await self._request("eth_getBalance", address, "latest"))
 
     async def pending_nonce(self, address: str) -> int:
         return quantity(await self._request("eth_getTransactionCount", address, "pending"))

@@ -60,23 +60,39 @@ class EmbeddedTransport:
             self._journal.append(bytes.fromhex(str(params[0])[2:]))
         return response
 
-    async def request(self, method: str, params: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
+    def _answer(self, method: str, params: list[Any]) -> Any:
+        """The call's result, or the RpcError a node would have answered with (in the
+        thread)."""
         try:
-            response = await loop.run_in_executor(self._thread, self._send, method, params)
+            response = self._send(method, params)
         except Exception as exc:
             from services.devchain import refusal_message
 
             message = refusal_message(str(exc.args[0] if exc.args else exc))
-            code = 3 if "revert" in message.lower() else -32000
-            raise RpcError(code, message) from exc
+            refused = RpcError(3 if "revert" in message.lower() else -32000, message)
+            refused.__cause__ = exc
+            return refused
         if "error" in response:
             from services.devchain import refusal_message
 
             error = response["error"]
             message = refusal_message(str(error.get("message", "")))
-            raise RpcError(int(error.get("code", -32000)), message)
+            return RpcError(int(error.get("code", -32000)), message)
         return response.get("result")
+
+    async def request(self, method: str, params: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._thread, self._answer, method, params)
+        if isinstance(answer, RpcError):
+            raise answer
+        return answer
+
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Each call's result or RpcError, in order, in one trip to the EVM's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, lambda: [self._answer(method, params) for method, params in calls]
+        )
 
     async def close(self) -> None:
         self._thread.shutdown(wait=True)

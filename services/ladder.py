@@ -12,6 +12,7 @@ from typing import Any
 
 from services.domain import AttemptKind
 from services.transactions_build import sign_transaction
+from services.tx_signing import KnownShapeSigner
 
 CANCEL_GAS = 21_000
 
@@ -46,6 +47,7 @@ def _bumped(fees: dict[str, int]) -> dict[str, int]:
 def build_ladder(tx: dict[str, Any], key: bytes, sender: str, rungs: int) -> list[Rung]:
     """Sign rung 0 (``tx`` as given), ``rungs`` fee bumps and one cancel per rung."""
     ladder: list[Rung] = []
+    signer = KnownShapeSigner(key)
     fees = _fees(tx)
     for index in range(rungs + 1):
         if index:
@@ -55,6 +57,6 @@ def build_ladder(tx: dict[str, Any], key: bytes, sender: str, rungs: int) -> lis
             **send, **_bumped(fees), "to": sender, "value": 0, "data": b"", "gas": CANCEL_GAS,
         }  # fmt: skip
         for kind, fields in ((AttemptKind.SEND, send), (AttemptKind.CANCEL, cancel)):
-            signed = sign_transaction(fields, key, sender)
+            signed = sign_transaction(fields, key, sender, signer)
             ladder.append(Rung(kind, index, signed.raw, signed.hash, fields))
     return ladder

@@ -29,6 +29,10 @@ class TransportFailed(Exception):
 class Transport(Protocol):
     async def request(self, method: str, params: list[Any]) -> Any: ...
 
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Each call's result, or the ``RpcError`` the node answered it with, in order."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -41,8 +45,45 @@ class HttpTransport:
         self._timeout = timeout
         self._session: Any = None
         self._ids = itertools.count(1)
+        self._batches = True
 
     async def request(self, method: str, params: list[Any]) -> Any:
+        body = await self._post(self._payload(method, params), method)
+        if not isinstance(body, dict):
+            raise TransportFailed(f"{method}: the node's answer is not a JSON-RPC object")
+        answer = _answer(body)
+        if isinstance(answer, RpcError):
+            raise answer
+        return answer
+
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """One HTTP request for all the calls (a JSON-RPC batch). When that fails, the calls
+        go one by one; a node that answers a batch without an answer to each call gets no
+        batches later."""
+        if self._batches:
+            payloads = [self._payload(method, params) for method, params in calls]
+            try:
+                body = await self._post(payloads, "batch")
+            except TransportFailed:  # a refusal by HTTP status, or a failure: one by one
+                body = None
+            else:
+                if isinstance(body, list):
+                    by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+                    if all(payload["id"] in by_id for payload in payloads):
+                        return [_answer(by_id[payload["id"]]) for payload in payloads]
+                self._batches = False  # it answered, but not the batch
+        answers: list[Any] = []
+        for method, params in calls:
+            try:
+                answers.append(await self.request(method, params))
+            except RpcError as exc:
+                answers.append(exc)
+        return answers
+
+    def _payload(self, method: str, params: list[Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+
+    async def _post(self, payload: Any, what: str) -> Any:
         import aiohttp
 
         if self._session is None:
@@ -50,26 +91,27 @@ class HttpTransport:
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 headers={"accept": "application/json"},
             )
-        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
             async with self._session.post(self._url, json=payload) as response:
                 response.raise_for_status()
-                body = await response.json(content_type=None)
+                return await response.json(content_type=None)
         except (aiohttp.ClientError, ValueError) as exc:
             # The URL may carry an API key: name the failure, never the request.
-            raise TransportFailed(f"{method}: {type(exc).__name__}") from exc
-        if not isinstance(body, dict):
-            raise TransportFailed(f"{method}: the node's answer is not a JSON-RPC object")
-        error = body.get("error")
-        if error is not None:
-            if not isinstance(error, dict):
-                raise RpcError(-32603, str(error))
-            raise RpcError(
-                int(error.get("code", -32603)), str(error.get("message", "")), error.get("data")
-            )
-        return body.get("result")
+            raise TransportFailed(f"{what}: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _answer(body: dict[str, Any]) -> Any:
+    """A JSON-RPC response's result, or its error as an ``RpcError``."""
+    error = body.get("error")
+    if error is None:
+        return body.get("result")
+    if not isinstance(error, dict):
+        return RpcError(-32603, str(error))
+    return RpcError(
+        int(error.get("code", -32603)), str(error.get("message", "")), error.get("data")
+    )

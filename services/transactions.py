@@ -31,7 +31,14 @@ from services.pipeline import TransactionProcessor
 from services.queues import Queue
 from services.token_transfers import encode_transfer
 from services.transaction_queries import TransactionQueries
-from services.transactions_build import MIN_GAS, FeeCaps, TxRequest, fee_caps, fill_affordable
+from services.transactions_build import (
+    MIN_GAS,
+    FeeCaps,
+    TxRequest,
+    fee_caps,
+    fill_affordable,
+    read_ahead,
+)
 from services.validation import check_text
 from services.wallets import WalletService
 
@@ -114,11 +121,12 @@ class TransactionService:
                 if found:
                     return found
         address = wallet.address
-        chain_next = await chain.pending_nonce(address)
+        ahead = await read_ahead(chain, address, req, pending_nonce=True)
+        chain_next = await ahead.pending_nonce(address)
         # Sign for the nonce the lock will most likely hand out: the wallet's own submits
         # may be ahead of the chain's count.
         expected = max(chain_next, unlocked.next_nonce or 0)
-        fields = await fill_affordable(chain, address, replace(req, nonce=expected))
+        fields = await fill_affordable(ahead, address, replace(req, nonce=expected))
         # Twelve signatures or so: off the event loop, like the KDF.
         ladder = await asyncio.to_thread(build_ladder, fields, unlocked.key, address, self._rungs)
 

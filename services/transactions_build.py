@@ -9,7 +9,7 @@ from typing import Any
 
 from services.chains import BlockInfo, Chain
 from services.errors import BadUserInput, InsufficientFunds
-from services.tx_signing import sign_known_shape
+from services.tx_signing import KnownShapeSigner
 
 MIN_GAS = 21_000
 
@@ -135,14 +135,29 @@ async def fill_transaction(chain: Chain, sender: str, req: TxRequest) -> dict[st
             raise BadUserInput(f"gas must be at least {MIN_GAS}", field="gas")
         gas = req.gas
     else:
-        estimate: dict[str, Any] = {"from": sender, "value": req.value, "data": req.data}
-        if req.to is not None:
-            estimate["to"] = req.to
-        gas = await chain.estimate_gas(estimate)
+        gas = await chain.estimate_gas(_estimate_of(sender, req))
     if gas > block.gas_limit:
         raise BadUserInput(f"gas {gas} is above the block gas limit {block.gas_limit}", field="gas")
     tx["gas"] = gas
     return tx
+
+
+def _estimate_of(sender: str, req: TxRequest) -> dict[str, Any]:
+    estimate: dict[str, Any] = {"from": sender, "value": req.value, "data": req.data}
+    if req.to is not None:
+        estimate["to"] = req.to
+    return estimate
+
+
+async def read_ahead(chain: Chain, sender: str, req: TxRequest, *, pending_nonce: bool) -> Chain:
+    """``chain`` with what ``fill_affordable`` is about to read for ``req`` (and, with
+    ``pending_nonce``, the sender's pending nonce) fetched in one JSON-RPC batch."""
+    return await chain.read_ahead(
+        sender,
+        pending_nonce=pending_nonce,
+        fees=req.gas_price is None and req.max_priority_fee_per_gas is None,
+        estimate=_estimate_of(sender, req) if req.gas is None else None,
+    )
 
 
 async def fill_affordable(chain: Chain, sender: str, req: TxRequest) -> dict[str, Any]:
@@ -157,8 +172,8 @@ async def fill_affordable(chain: Chain, sender: str, req: TxRequest) -> dict[str
         gas, exact = await _gas_as_if_funded(chain, sender, req)
         fields = await fill_transaction(chain, sender, replace(req, gas=gas or intrinsic_gas(req)))
         if not exact:  # only a lower bound: never sign with it
-            raise _cannot_pay(fields, (await chain.balance(sender))[0], at_least=True) from None
-    balance, _ = await chain.balance(sender)
+            raise _cannot_pay(fields, await chain.latest_balance(sender), at_least=True) from None
+    balance = await chain.latest_balance(sender)
     if balance < max_cost(fields):
         raise _cannot_pay(fields, balance)
     return fields
@@ -213,8 +228,11 @@ def max_cost(fields: dict[str, Any]) -> int:
     return int(fields["value"]) + int(fields["gas"]) * int(price)
 
 
-def sign_transaction(tx: dict[str, Any], key: bytes, sender: str) -> SignedTx:
-    known = sign_known_shape(tx, key)
+def sign_transaction(
+    tx: dict[str, Any], key: bytes, sender: str, signer: KnownShapeSigner | None = None
+) -> SignedTx:
+    """``tx`` signed with ``key`` (``signer``: the same key's, kept across a ladder)."""
+    known = (signer or KnownShapeSigner(key)).sign(tx)
     if known is None:
         from eth_account import Account
 

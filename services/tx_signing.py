@@ -20,11 +20,86 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
-def _to(tx: dict[str, Any]) -> bytes | None:
-    to = tx.get("to")
-    if to is None:
-        return b""
-    if isinstance(to, str) and len(to) == 42 and to[:2] == "0x":
+def _rlp(item: int | bytes | list[Any]) -> bytes:
+    """Recursive Length Prefix encoding of non-negative ints, byte strings and lists of them
+    (what the ``rlp`` package gives, without its general sedes machinery)."""
+    if isinstance(item, int):
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _rlp_length(len(item), 0x80) + item
+    payload = b"".join(_rlp(element) for element in item)
+    return _rlp_length(len(payload), 0xC0) + payload
+
+
+def _rlp_length(length: int, offset: int) -> bytes:
+    if length < 56:
+        return bytes((offset + length,))
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((offset + 55 + len(encoded),)) + encoded
+
+
+class KnownShapeSigner:
+    """Signs the known shapes with one key: the key's context is built once, and each
+    ``to`` address's checksum is checked once (a ladder signs a dozen transactions)."""
+
+    def __init__(self, key: bytes) -> None:
+        from coincurve import PrivateKey
+
+        self._signer = PrivateKey(key)
+        self._addresses: dict[str, bytes | None] = {}
+
+    def _to(self, tx: dict[str, Any]) -> bytes | None:
+        to = tx.get("to")
+        if to is None:
+            return b""
+        if not isinstance(to, str):
+            return None
+        if to not in self._addresses:
+            self._addresses[to] = _checked_address(to)
+        return self._addresses[to]
+
+    def sign(self, tx: dict[str, Any]) -> tuple[bytes, bytes] | None:
+        """(raw transaction, its hash), or None when ``tx`` is not a shape this module knows."""
+        from eth_hash.auto import keccak
+
+        keys = tx.keys()
+        type2 = tx.get("type") == 2 and keys == _TYPE2 | _TYPE2_FEES
+        legacy = "type" not in tx and (keys == _LEGACY or keys == _LEGACY - {"to"})
+        if not (type2 or legacy):
+            return None  # a type-2 deployment (no "to") among them: eth-account's own path
+        to, data = self._to(tx), tx["data"]
+        numbers = [_int(tx[name]) for name in ("chainId", "nonce", "value", "gas")]
+        if to is None or not isinstance(data, bytes) or any(n is None for n in numbers):
+            return None
+        chain_id, nonce, value, gas = (int(n or 0) for n in numbers)
+        if type2:
+            priority, max_fee = _int(tx["maxPriorityFeePerGas"]), _int(tx["maxFeePerGas"])
+            if priority is None or max_fee is None:
+                return None
+            fields: list[Any] = [chain_id, nonce, priority, max_fee, gas, to, value, data, []]
+            signature = self._signer.sign_recoverable(keccak(b"\x02" + _rlp(fields)), hasher=None)
+            r, s, parity = signature[:32], signature[32:64], signature[64]
+            raw = b"\x02" + _rlp(
+                [*fields, parity, int.from_bytes(r, "big"), int.from_bytes(s, "big")]
+            )
+            return raw, keccak(raw)
+        price = _int(tx["gasPrice"])
+        if price is None:
+            return None
+        body: list[Any] = [nonce, price, gas, to, value, data]
+        signature = self._signer.sign_recoverable(
+            keccak(_rlp([*body, chain_id, 0, 0])), hasher=None
+        )
+        r, s, recovery = signature[:32], signature[32:64], signature[64]
+        v = recovery + 35 + 2 * chain_id
+        raw = _rlp([*body, v, int.from_bytes(r, "big"), int.from_bytes(s, "big")])
+        return raw, keccak(raw)
+
+
+def _checked_address(to: str) -> bytes | None:
+    if len(to) == 42 and to[:2] == "0x":
         from eth_utils.address import to_checksum_address
 
         try:
@@ -38,38 +113,4 @@ def _to(tx: dict[str, Any]) -> bytes | None:
 
 def sign_known_shape(tx: dict[str, Any], key: bytes) -> tuple[bytes, bytes] | None:
     """(raw transaction, its hash), or None when ``tx`` is not a shape this module knows."""
-    import rlp  # type: ignore[import-untyped]
-    from coincurve import PrivateKey
-    from eth_hash.auto import keccak
-
-    keys = tx.keys()
-    type2 = tx.get("type") == 2 and keys == _TYPE2 | _TYPE2_FEES
-    legacy = "type" not in tx and (keys == _LEGACY or keys == _LEGACY - {"to"})
-    if not (type2 or legacy):
-        return None  # a type-2 deployment (no "to") among them: eth-account's own path
-    to, data = _to(tx), tx["data"]
-    numbers = [_int(tx[name]) for name in ("chainId", "nonce", "value", "gas")]
-    if to is None or not isinstance(data, bytes) or any(n is None for n in numbers):
-        return None
-    chain_id, nonce, value, gas = (int(n or 0) for n in numbers)
-    signer = PrivateKey(key)
-    if type2:
-        priority, max_fee = _int(tx["maxPriorityFeePerGas"]), _int(tx["maxFeePerGas"])
-        if priority is None or max_fee is None:
-            return None
-        fields: list[Any] = [chain_id, nonce, priority, max_fee, gas, to, value, data, []]
-        signature = signer.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
-        r, s, parity = signature[:32], signature[32:64], signature[64]
-        raw = b"\x02" + rlp.encode(
-            [*fields, parity, int.from_bytes(r, "big"), int.from_bytes(s, "big")]
-        )
-        return raw, keccak(raw)
-    price = _int(tx["gasPrice"])
-    if price is None:
-        return None
-    body: list[Any] = [nonce, price, gas, to, value, data]
-    signature = signer.sign_recoverable(keccak(rlp.encode([*body, chain_id, 0, 0])), hasher=None)
-    r, s, recovery = signature[:32], signature[32:64], signature[64]
-    v = recovery + 35 + 2 * chain_id
-    raw = rlp.encode([*body, v, int.from_bytes(r, "big"), int.from_bytes(s, "big")])
-    return raw, keccak(raw)
+    return KnownShapeSigner(key).sign(tx)

@@ -19,7 +19,13 @@ from services.nonces import lock_next_nonce
 from services.passwords import PasswordGuard
 from services.sealing import sealed_of, store_sealed
 from services.tokens import TokenBalance, format_units, read_token
-from services.transactions_build import SignedTx, TxRequest, fill_affordable, sign_transaction
+from services.transactions_build import (
+    SignedTx,
+    TxRequest,
+    fill_affordable,
+    read_ahead,
+    sign_transaction,
+)
 from services.users import check_password_strength
 from services.validation import check_text
 
@@ -137,8 +143,9 @@ class WalletService:
         chain = self.chains.get(req.chain_id)
         unlocked = await self.unlock(uow, principal, password)
         address = unlocked.wallet.address
-        chain_next = await chain.pending_nonce(address) if req.nonce is None else req.nonce
-        tx = await fill_affordable(chain, address, replace(req, nonce=chain_next))
+        ahead = await read_ahead(chain, address, req, pending_nonce=req.nonce is None)
+        chain_next = await ahead.pending_nonce(address) if req.nonce is None else req.nonce
+        tx = await fill_affordable(ahead, address, replace(req, nonce=chain_next))
         if req.nonce is not None:
             return await asyncio.to_thread(sign_transaction, tx, unlocked.key, address)
         reserved = await lock_next_nonce(
