@@ -44,6 +44,9 @@ class UnitOfWork:
         self._reads = reads
         self._engine = engine
         self._session: AsyncSession | None = None
+        # (pooled connection, driver transaction) when the unit's transaction was begun on
+        # the driver's connection (driver_in_transaction) rather than by the session.
+        self._driven: tuple[Any, Any] | None = None
         self._after_commit: list[AfterCommit] = []
 
     @property
@@ -52,6 +55,8 @@ class UnitOfWork:
         if self._session is None:
             if self._writes is None:
                 raise ReadOnlyUnit("queries and subscriptions do not write")
+            if self._driven is not None:
+                raise RuntimeError("this unit's transaction is on the driver's connection")
             self._session = self._writes()
         return self._session
 
@@ -74,15 +79,29 @@ class UnitOfWork:
             await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
     async def driver_in_transaction(self) -> Any:
-        """The driver's own connection (asyncpg) under ``session``, in the unit's transaction:
-        for a hot write of a few statements that need none of the ORM (a submit). What runs
-        on it commits or rolls back with the unit; objects in ``session`` do not see it."""
-        connection = await self.session.connection()
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        if not driver.is_in_transaction():
-            # SQLAlchemy sends its BEGIN with the first statement it runs: one now.
-            await connection.exec_driver_sql("SELECT 1")
-        return driver
+        """The driver's own connection (asyncpg) in the unit's transaction, for a hot write of
+        a few statements that need none of the ORM (a submit): what runs on it commits or
+        rolls back with the unit. Begun here, the transaction has no session (``session``
+        refuses to start a second one); begun by ``session``, it is the session's."""
+        if self._session is not None:
+            connection = await self._session.connection()
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            if not driver.is_in_transaction():
+                # SQLAlchemy sends its BEGIN with the first statement it runs: one now.
+                await connection.exec_driver_sql("SELECT 1")
+            return driver
+        if self._driven is None:
+            if self._writes is None:
+                raise ReadOnlyUnit("queries and subscriptions do not write")
+            pooled = await self._engine.raw_connection()
+            transaction = pooled.driver_connection.transaction()  # type: ignore[union-attr]
+            try:
+                await transaction.start()
+            except BaseException:
+                await greenlet_spawn(pooled.close)
+                raise
+            self._driven = (pooled, transaction)
+        return self._driven[0].driver_connection
 
     @asynccontextmanager
     async def independent(self) -> AsyncIterator[AsyncSession]:
@@ -98,7 +117,9 @@ class UnitOfWork:
         self._after_commit.append(callback)
 
     async def commit(self) -> None:
-        if self._session is not None and self._session.in_transaction():
+        if self._driven is not None:
+            await self._driven[1].commit()
+        elif self._session is not None and self._session.in_transaction():
             await self._session.commit()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -110,13 +131,24 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         self._after_commit = []
-        if self._session is not None:
+        if self._driven is not None:
+            await self._driven[1].rollback()
+        elif self._session is not None:
             await self._session.rollback()
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._driven is not None:
+            pooled, transaction = self._driven
+            self._driven = None
+            try:
+                if pooled.driver_connection.is_in_transaction():  # a commit or rollback failed
+                    await transaction.rollback()
+            except Exception:
+                await greenlet_spawn(pooled.invalidate)  # never back to the pool in a transaction
+            await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
 
 class UnitsOfWork:

@@ -165,9 +165,11 @@ class TransactionService:
             next_check_at=now, last_seq=1,  # its first event (QUEUED) is written below
         )  # fmt: skip
         if not await insert_transaction(driver, tx):
-            existing = await self._idempotent(
-                uow.session, wallet.user_id, req.idempotency_key or "", fingerprint
-            )
+            # The insert waited for the twin's commit: a fresh read sees it.
+            async with uow.read() as session:
+                existing = await self._idempotent(
+                    session, wallet.user_id, req.idempotency_key or "", fingerprint
+                )
             if existing is None:  # the twin is gone again: nothing to answer with
                 raise RuntimeError("an idempotency key conflicted with no transaction")
             return existing, False
