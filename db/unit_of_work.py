@@ -119,6 +119,9 @@ class UnitOfWork:
     async def commit(self) -> None:
         if self._driven is not None:
             await self._driven[1].commit()
+            # Back to the pool before the side effects, as a session's connection goes at its
+            # commit: a queue send takes a connection of its own.
+            await self._release_driver()
         elif self._session is not None and self._session.in_transaction():
             await self._session.commit()
         callbacks, self._after_commit = self._after_commit, []
@@ -140,15 +143,19 @@ class UnitOfWork:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._driven is not None:
-            pooled, transaction = self._driven
-            self._driven = None
-            try:
-                if pooled.driver_connection.is_in_transaction():  # a commit or rollback failed
-                    await transaction.rollback()
-            except Exception:
-                await greenlet_spawn(pooled.invalidate)  # never back to the pool in a transaction
-            await greenlet_spawn(pooled.close)  # a reset may talk to the driver
+        await self._release_driver()
+
+    async def _release_driver(self) -> None:
+        if self._driven is None:
+            return
+        pooled, transaction = self._driven
+        self._driven = None
+        try:
+            if pooled.driver_connection.is_in_transaction():  # a commit or rollback failed
+                await transaction.rollback()
+        except Exception:
+            await greenlet_spawn(pooled.invalidate)  # never back to the pool in a transaction
+        await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
 
 class UnitsOfWork:
