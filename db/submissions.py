@@ -11,12 +11,12 @@ from typing import Any
 
 from db.models import Transaction
 
-_ENSURE_NONCE = (
-    "INSERT INTO nonce_states (wallet_id, chain_id, next_nonce) VALUES ($1, $2, $3) "
-    "ON CONFLICT DO NOTHING"
-)
+# The row is created from the chain's count if new; either way the no-op update locks it
+# until commit (as FOR UPDATE would) and returns what it holds.
 _LOCK_NONCE = (
-    "SELECT next_nonce FROM nonce_states WHERE wallet_id = $1 AND chain_id = $2 FOR UPDATE"
+    "INSERT INTO nonce_states (wallet_id, chain_id, next_nonce) VALUES ($1, $2, $3) "
+    "ON CONFLICT (wallet_id, chain_id) DO UPDATE SET next_nonce = nonce_states.next_nonce "
+    "RETURNING next_nonce"
 )
 _SET_NONCE = (
     "UPDATE nonce_states SET next_nonce = $3, updated_at = now() "
@@ -29,9 +29,11 @@ _TRANSACTION_COLUMNS = (
     "gas_price", "hash", "current_rung", "idempotency_key", "request_hash", "deadline_at",
     "next_check_at", "last_seq",
 )  # fmt: skip
-# A twin with the same idempotency key (the partial unique index) inserts nothing: the
-# caller reads the twin. Any other conflict (the wallet's nonce) raises.
+# The transaction and its whole ladder (one array per attempt column). A twin with the same
+# idempotency key (the partial unique index) inserts neither: the caller reads the twin. Any
+# other conflict (the wallet's nonce) raises.
 _INSERT_TRANSACTION = (
+    "WITH tx AS ("
     "INSERT INTO transactions (id, user_id, wallet_id, chain_id, status, from_address, "
     "to_address, value, data, nonce, tx_type, gas_limit, max_fee_per_gas, "
     "max_priority_fee_per_gas, gas_price, hash, current_rung, idempotency_key, request_hash, "
@@ -39,33 +41,32 @@ _INSERT_TRANSACTION = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
     "$19, $20, $21, $22) "
     "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-    "RETURNING created_at, updated_at, tracking"
+    "RETURNING id, created_at, updated_at, tracking"
+    "), attempts AS ("
+    "INSERT INTO transaction_attempts (transaction_id, kind, rung, raw, hash, max_fee_per_gas, "
+    "max_priority_fee_per_gas, gas_price) "
+    "SELECT tx.id, a.* FROM tx, unnest($23::varchar[], $24::int[], $25::bytea[], "
+    "$26::varchar[], $27::numeric[], $28::numeric[], $29::numeric[]) AS a"
+    ") SELECT created_at, updated_at, tracking FROM tx"
 )
 _TWIN = "SELECT id FROM transactions WHERE user_id = $1 AND idempotency_key = $2"
 
-# The whole ladder in one statement, one array per column.
-_INSERT_ATTEMPTS = (
-    "INSERT INTO transaction_attempts (transaction_id, kind, rung, raw, hash, max_fee_per_gas, "
-    "max_priority_fee_per_gas, gas_price) "
-    "SELECT $1, * FROM unnest($2::varchar[], $3::int[], $4::bytea[], $5::varchar[], "
-    "$6::numeric[], $7::numeric[], $8::numeric[])"
-)
-
-_NEXT_USER_SEQ = "UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq"
-# The event and its NOTIFY (delivered at commit) in one round trip.
+# The user's next event number (its row stays locked until commit), the event, and its
+# NOTIFY (delivered at commit), whose payload holds that number between $8 and $9.
 _INSERT_EVENT = (
-    "WITH event AS (INSERT INTO transaction_events "
-    "(transaction_id, user_id, seq, user_seq, status, reason, at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)) "
-    "SELECT pg_notify($8, $9)"
+    "WITH seq AS ("
+    "UPDATE users SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq"
+    "), event AS ("
+    "INSERT INTO transaction_events (transaction_id, user_id, seq, user_seq, status, reason, at) "
+    "SELECT $1, $2, $3, event_seq, $4, $5, $6 FROM seq"
+    ") SELECT event_seq, pg_notify($7, $8::text || event_seq::text || $9::text) FROM seq"
 )
 
 
 async def lock_nonce(driver: Any, wallet_id: uuid.UUID, chain_id: int, chain_next: int) -> int:
     """The wallet's stored next nonce on a chain, its row locked until commit; the row is
     created from the chain's count ``chain_next`` if new."""
-    await driver.execute(_ENSURE_NONCE, wallet_id, chain_id, chain_next)
-    return int(await driver.fetchval(_LOCK_NONCE, wallet_id, chain_id))
+    return int(await driver.fetchval(_LOCK_NONCE, wallet_id, chain_id, chain_next))
 
 
 async def set_next_nonce(driver: Any, wallet_id: uuid.UUID, chain_id: int, nonce: int) -> None:
@@ -78,12 +79,19 @@ async def twin_id(driver: Any, user_id: uuid.UUID, idempotency_key: str) -> uuid
     return found
 
 
-async def insert_transaction(driver: Any, tx: Transaction) -> bool:
-    """Insert ``tx`` (a new, transient model) and set its server defaults on it; False when
-    the user has a transaction with the same idempotency key (nothing inserted)."""
+async def insert_transaction(
+    driver: Any, tx: Transaction, attempts: Sequence[Sequence[Any]]
+) -> bool:
+    """Insert ``tx`` (a new, transient model) with its ``attempts`` ((kind, rung, raw, hash,
+    max_fee_per_gas, max_priority_fee_per_gas, gas_price) each) and set its server defaults
+    on it; False when the user has a transaction with the same idempotency key (nothing
+    inserted)."""
     values = [getattr(tx, column) for column in _TRANSACTION_COLUMNS]
+    columns = list(zip(*attempts, strict=True)) if attempts else [()] * 7
     row = await driver.fetchrow(
-        _INSERT_TRANSACTION, *(v.value if isinstance(v, enum.Enum) else v for v in values)
+        _INSERT_TRANSACTION,
+        *(v.value if isinstance(v, enum.Enum) else v for v in values),
+        *(list(column) for column in columns),
     )
     if row is None:
         return False
@@ -91,21 +99,10 @@ async def insert_transaction(driver: Any, tx: Transaction) -> bool:
     return True
 
 
-async def insert_attempts(
-    driver: Any, transaction_id: uuid.UUID, attempts: Sequence[Sequence[Any]]
-) -> None:
-    """``attempts``: (kind, rung, raw, hash, max_fee_per_gas, max_priority_fee_per_gas,
-    gas_price) each."""
-    columns = list(zip(*attempts, strict=True)) if attempts else [()] * 7
-    await driver.execute(_INSERT_ATTEMPTS, transaction_id, *(list(c) for c in columns))
-
-
-async def next_user_seq(driver: Any, user_id: uuid.UUID) -> int:
-    """The user's next event number; the user's row stays locked until commit."""
-    return int(await driver.fetchval(_NEXT_USER_SEQ, user_id))
-
-
-async def insert_event(driver: Any, event: Sequence[Any], channel: str, notification: str) -> None:
-    """``event``: (transaction_id, user_id, seq, user_seq, status, reason, at); NOTIFY
-    ``channel`` with ``notification`` at commit."""
-    await driver.execute(_INSERT_EVENT, *event, channel, notification)
+async def insert_event(
+    driver: Any, event: Sequence[Any], channel: str, notification: tuple[str, str]
+) -> int:
+    """Append ``event`` ((transaction_id, user_id, seq, status, reason, at)) with the user's
+    next event number, which it returns; NOTIFY ``channel`` at commit with that number
+    between the two halves of ``notification``."""
+    return int(await driver.fetchval(_INSERT_EVENT, *event, channel, *notification))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Transaction, Wallet
-from db.submissions import insert_attempts, insert_transaction, twin_id
+from db.submissions import insert_transaction, twin_id
 from db.transactions_repo import TransactionRepository
 from db.unit_of_work import UnitOfWork
 from services.auth import Principal
@@ -164,7 +164,14 @@ class TransactionService:
             deadline_at=now + timedelta(seconds=chain.config.deadline_seconds),
             next_check_at=now, last_seq=1,  # its first event (QUEUED) is written below
         )  # fmt: skip
-        if not await insert_transaction(driver, tx):
+        attempts = [
+            (
+                rung.kind.value, rung.rung, rung.raw, rung.hash, rung.fields.get("maxFeePerGas"),
+                rung.fields.get("maxPriorityFeePerGas"), rung.fields.get("gasPrice"),
+            )
+            for rung in ladder
+        ]  # fmt: skip
+        if not await insert_transaction(driver, tx, attempts):
             # The insert waited for the twin's commit: a fresh read sees it.
             async with uow.read() as session:
                 existing = await self._idempotent(
@@ -173,14 +180,6 @@ class TransactionService:
             if existing is None:  # the twin is gone again: nothing to answer with
                 raise RuntimeError("an idempotency key conflicted with no transaction")
             return existing, False
-        attempts = [
-            (
-                rung.kind.value, rung.rung, rung.raw, rung.hash, rung.fields.get("maxFeePerGas"),
-                rung.fields.get("maxPriorityFeePerGas"), rung.fields.get("gasPrice"),
-            )
-            for rung in ladder
-        ]  # fmt: skip
-        await insert_attempts(driver, tx.id, attempts)
         await record_first_event(uow, tx)
         enqueue_after_commit(uow, self._queue, tx)
         return tx, True
