@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.validation import checksum_address
+
 _TYPE2 = frozenset({"chainId", "nonce", "to", "value", "data", "gas", "type"})
 _TYPE2_FEES = frozenset({"maxFeePerGas", "maxPriorityFeePerGas"})
 _LEGACY = frozenset({"chainId", "nonce", "to", "value", "data", "gas", "gasPrice"})
@@ -41,24 +43,19 @@ def _rlp_length(length: int, offset: int) -> bytes:
 
 
 class KnownShapeSigner:
-    """Signs the known shapes with one key: the key's context is built once, and each
-    ``to`` address's checksum is checked once (a ladder signs a dozen transactions)."""
+    """Signs the known shapes with one key, whose context is built once (a ladder signs a
+    dozen transactions)."""
 
     def __init__(self, key: bytes) -> None:
         from coincurve import PrivateKey
 
         self._signer = PrivateKey(key)
-        self._addresses: dict[str, bytes | None] = {}
 
     def _to(self, tx: dict[str, Any]) -> bytes | None:
         to = tx.get("to")
         if to is None:
             return b""
-        if not isinstance(to, str):
-            return None
-        if to not in self._addresses:
-            self._addresses[to] = _checked_address(to)
-        return self._addresses[to]
+        return _checked_address(to) if isinstance(to, str) else None
 
     def sign(self, tx: dict[str, Any]) -> tuple[bytes, bytes] | None:
         """(raw transaction, its hash), or None when ``tx`` is not a shape this module knows."""
@@ -100,14 +97,12 @@ class KnownShapeSigner:
 
 def _checked_address(to: str) -> bytes | None:
     if len(to) == 42 and to[:2] == "0x":
-        from eth_utils.address import to_checksum_address
-
         try:
             raw = bytes.fromhex(to[2:])
         except ValueError:
             return None
         # eth-account refuses an address that is not checksummed; so does this path.
-        return raw if to_checksum_address(to) == to else None
+        return raw if checksum_address(to) == to else None
     return None
 
 

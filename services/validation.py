@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from services.errors import BadUserInput
@@ -12,15 +13,23 @@ UINT256_MAX = 2**256 - 1
 
 def parse_address(value: str, *, field: str | None) -> str:
     """Accept any case; reject a mixed-case address whose checksum is wrong."""
-    # eth_utils costs ~0.1 s to import; nothing on the start-up path needs it.
-    from eth_utils.address import is_checksum_address, to_checksum_address
-
     if not _ADDRESS.fullmatch(value):
         raise BadUserInput("not a 20-byte 0x-hex address", field=field)
+    checksummed = checksum_address(value)
     body = value[2:]
     mixed = body != body.lower() and body != body.upper()
-    if mixed and not is_checksum_address(value):
+    if mixed and checksummed != value:
         raise BadUserInput("address checksum (EIP-55) is wrong", field=field)
+    return checksummed
+
+
+@functools.lru_cache(maxsize=4096)
+def checksum_address(value: str) -> str:
+    """The EIP-55 form of a 0x-hex address (a keccak each: the same addresses come back, a
+    wallet's own above all)."""
+    # eth_utils costs ~0.1 s to import; nothing on the start-up path needs it.
+    from eth_utils.address import to_checksum_address
+
     return str(to_checksum_address(value))
 
 
