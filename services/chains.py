@@ -132,16 +132,17 @@ class Chain:
         transport = self._transport
         try:
             if not self._verified:
-                actual = quantity(
-                    await asyncio.wait_for(transport.request("eth_chainId", []), self._timeout)
-                )
+                async with asyncio.timeout(self._timeout):
+                    actual = quantity(await transport.request("eth_chainId", []))
                 if actual != self.chain_id:
                     log.error("chain %s answers with chain id %s", self.chain_id, actual)
                     raise ChainUnavailable(
                         f"the node for chain {self.chain_id} reports chain id {actual}"
                     )
                 self._verified = True
-            return await asyncio.wait_for(call(transport), self._timeout)
+            # asyncio.timeout, not wait_for: no task of its own for every call.
+            async with asyncio.timeout(self._timeout):
+                return await call(transport)
         except (TimeoutError, OSError, TransportFailed) as exc:
             raise self._unavailable(exc) from exc
 
