@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from pathlib import Path
 
+from testkit.anvil import Anvil
 from testkit.net import free_port
 from tests.serve_support import clean_env, run
 
@@ -77,3 +79,40 @@ async def test_a_chain_that_does_not_answer(tmp_path: Path, database_url: str) -
         f"walletql: WALLETQL_CHAINS: chain 31337 (anvil) at http://127.0.0.1:{port}/…: "
         "no answer (connection refused)"
     )
+
+
+async def test_a_chain_that_answers_with_another_chain_id(
+    tmp_path: Path, database_url: str, anvil: Anvil
+) -> None:
+    chains = [{"chain_id": 5, "name": "goerli", "rpc_url": anvil.url}]
+    line = await serve_fails(
+        tmp_path, WALLETQL_DATABASE_URL=database_url, WALLETQL_CHAINS=json.dumps(chains)
+    )
+    assert line == (
+        f"walletql: WALLETQL_CHAINS: chain 5 (goerli) at {anvil.url}: "
+        "the node reports chain id 31337"
+    )
+
+
+async def test_a_chain_url_that_is_not_a_node(tmp_path: Path, database_url: str) -> None:
+    # An HTTP server that is not a JSON-RPC node: it answers the POST with 404 or 405.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    server = await asyncio.start_server(not_found, "127.0.0.1", port)
+    chains = [{"chain_id": 31337, "name": "anvil", "rpc_url": f"http://127.0.0.1:{port}/rpc"}]
+    async with server:
+        line = await serve_fails(
+            tmp_path, WALLETQL_DATABASE_URL=database_url, WALLETQL_CHAINS=json.dumps(chains)
+        )
+    assert (
+        line
+        == f"walletql: WALLETQL_CHAINS: chain 31337 (anvil) at http://127.0.0.1:{port}/…: HTTP 404"
+    )
+
+
+async def not_found(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()

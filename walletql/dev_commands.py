@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from walletql.settings import Settings
+if TYPE_CHECKING:
+    from walletql.settings import Settings
 
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import socket
+import ssl
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from db.url import DatabaseUrl
@@ -22,6 +26,7 @@ from walletql.startup import StartupError
 
 DATABASE_RETRY_SECONDS = 5.0
 _ATTEMPT_TIMEOUT = 3.0
+T = TypeVar("T")
 
 
 def redact(url: str) -> str:
@@ -77,43 +82,108 @@ def _os_cause(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def check_chains(settings: Settings) -> None:
-    """Every JSON-RPC chain answers eth_chainId with its configured id."""
-    from services.chains import ChainConfig, Chains
-    from services.errors import ChainUnavailable
+class ChainCheck:
+    """Every JSON-RPC chain answers eth_chainId with its configured id.
 
-    configs = [ChainConfig(**c.model_dump()) for c in settings.chains if c.rpc_url != "embedded"]
-    if not configs:
-        return
-    chains = Chains(configs, settings.chain_timeout_seconds)
-    # The chain port logs each failure; here the one line below says it all.
-    chain_log = logging.getLogger("services.chains")
-    level, chain_log.disabled = chain_log.disabled, True
-    try:
-        for config in configs:
+    The question goes out when this is built, to each chain from a thread of its own with
+    the standard library's http.client: the answers come while the rest of start-up runs,
+    and aiohttp (about 0.1 s of imports with its TLS contexts) waits for the first chain
+    call that needs it. ``verdict`` waits for them (``WALLETQL_CHAIN_TIMEOUT_SECONDS`` in
+    all) and raises the first failure, in the order of ``WALLETQL_CHAINS``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._configs = [c for c in settings.chains if c.rpc_url != "embedded"]
+        timeout = settings.chain_timeout_seconds
+        self._deadline = time.monotonic() + timeout
+        self._answers = [_in_daemon_thread(_chain_id_of, c.rpc_url, timeout) for c in self._configs]
+
+    async def verdict(self) -> None:
+        for config, answer in zip(self._configs, self._answers, strict=True):
             where = f"WALLETQL_CHAINS: chain {config.chain_id} ({config.name}) at "
             where += redact(config.rpc_url)
+            left = max(0.0, self._deadline - time.monotonic())
             try:
-                await chains.get(config.chain_id).block_number()
-            except ChainUnavailable as exc:
-                raise StartupError(f"{where}: {_chain_cause(exc)}") from None
+                chain_id = await asyncio.wait_for(asyncio.wrap_future(answer), left)
             except Exception as exc:
-                raise StartupError(f"{where}: {type(exc).__name__}: {exc}") from None
+                raise StartupError(f"{where}: {_chain_cause(exc)}") from None
+            if chain_id != config.chain_id:
+                raise StartupError(f"{where}: the node reports chain id {chain_id}")
+
+
+class _NoAnswer(Exception):
+    """The node's HTTP answer is not a JSON-RPC result (status, body or error)."""
+
+
+def _chain_id_of(url: str, timeout: float) -> int:
+    """eth_chainId over one HTTP(S) request (blocking: run in a thread)."""
+    import base64
+    import http.client
+    import json
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _NoAnswer("not an http(s) URL")
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        connection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if parts.username is not None:  # user:password@host, as aiohttp sends it
+        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+    try:
+        connection.request("POST", path, body, headers)
+        response = connection.getresponse()
+        data = response.read()
     finally:
-        chain_log.disabled = level
-        await chains.close()
+        connection.close()
+    if not 200 <= response.status < 300:
+        raise _NoAnswer(f"HTTP {response.status}")
+    try:
+        answer = json.loads(data)
+        if "error" in answer:
+            error = answer["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise _NoAnswer(f"eth_chainId failed: {message}")
+        return int(answer["result"], 16)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise _NoAnswer("the answer to eth_chainId is not a JSON-RPC result") from None
+
+
+def _in_daemon_thread(function: Callable[..., T], *args: Any) -> Future[T]:
+    """``function(*args)`` in a daemon thread: unlike an executor's, a process that stops for
+    another reason meanwhile does not wait for it to end."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="walletql-chain-check", daemon=True).start()
+    return future
 
 
 def _chain_cause(exc: BaseException) -> str:
-    if exc.__cause__ is None:  # it answered, with another chain id
+    if isinstance(exc, _NoAnswer):
         return str(exc)
-    # Down the chain of causes (HTTP client, its transport) to the operating system's word.
-    cause: BaseException | None = exc.__cause__
-    while cause is not None and not (isinstance(cause, OSError) and cause.errno):
-        if isinstance(cause, TimeoutError) or "timeout" in type(cause).__name__.lower():
-            return "no answer in time"
-        cause = cause.__cause__ or cause.__context__
-    return f"no answer ({_os_cause(cause or exc.__cause__)})"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ssl.SSLError):
+        return f"no answer (TLS: {exc.reason or exc})"
+    if isinstance(exc, OSError):
+        return f"no answer ({_os_cause(exc)})"
+    return f"no answer ({type(exc).__name__})"
 
 
 async def check_embedded_history(settings: Settings, url: DatabaseUrl) -> None:
