@@ -114,12 +114,13 @@ async def _serve(
     import uvicorn
 
     from walletql.app import create_app
-    from walletql.chainlock import EmbeddedChainLock
     from walletql.server import uvicorn_config
 
     await preflight(settings, url, schema=True, chains=chains)
     lock = None
     if any(chain.rpc_url == "embedded" for chain in settings.chains):
+        from walletql.chainlock import EmbeddedChainLock
+
         lock = EmbeddedChainLock(settings.data_dir, url)
         await lock.acquire()
     try:
@@ -155,13 +156,18 @@ async def preflight(
     """The database answers (at this code's migrations, with ``schema``), and so does every
     JSON-RPC chain (asked by ``chains`` when the caller asked earlier); or one line says what
     does not."""
-    from walletql.preflight import ChainCheck, check_database
+    from walletql.preflight import ChainCheck, connect_database
     from walletql.schema_version import ensure_schema
 
     chains = chains or ChainCheck(settings)
-    await check_database(settings, url)
-    if schema:
-        await ensure_schema(url, migrate=settings.should_migrate_on_start)
+    connection = await connect_database(settings, url)
+    try:
+        if schema:
+            await ensure_schema(
+                url, migrate=settings.should_migrate_on_start, connection=connection
+            )
+    finally:
+        await connection.close()
     await chains.verdict()
 
 
@@ -282,7 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         # while they pile up (~0.1 s of a cold start). _serve freezes them once they are
         # built and turns the collector back on.
         gc.disable()
-    from walletql.embedded_pg import EmbeddedPostgresError
     from walletql.logs import configure_logging
     from walletql.startup import StartupError, load_settings
 
@@ -296,10 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"walletql: data directory {settings.data_dir}{new}", file=sys.stderr)
         return int(args.func(settings, args))
-    except StartupError as exc:
+    except StartupError as exc:  # the embedded PostgreSQL's errors too (a subclass)
         print(f"walletql: {exc}", file=sys.stderr)
-    except EmbeddedPostgresError as exc:
-        print(f"walletql: the embedded PostgreSQL: {exc}", file=sys.stderr)
     return 2
 
 

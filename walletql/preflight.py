@@ -17,12 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from db.url import DatabaseUrl
 from walletql.settings import Settings
 from walletql.startup import StartupError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 DATABASE_RETRY_SECONDS = 5.0
 _ATTEMPT_TIMEOUT = 3.0
@@ -46,6 +49,12 @@ def redact(url: str) -> str:
 
 async def check_database(settings: Settings, url: DatabaseUrl) -> None:
     """Connect once; retry only what may pass by itself (a server that is starting)."""
+    connection = await connect_database(settings, url)
+    await connection.close()
+
+
+async def connect_database(settings: Settings, url: DatabaseUrl) -> asyncpg.Connection:
+    """A connection, as ``check_database`` makes it: the caller closes it."""
     import asyncpg
 
     setting = "WALLETQL_DATABASE_URL" if settings.database is not None else "embedded"
@@ -68,8 +77,7 @@ async def check_database(settings: Settings, url: DatabaseUrl) -> None:
             continue
         except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StartupError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
-        await conn.close()
-        return
+        return conn
 
 
 def _os_cause(exc: BaseException) -> str:

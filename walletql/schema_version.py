@@ -12,33 +12,42 @@ import ast
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db.url import DatabaseUrl
 from walletql.migrate import MIGRATIONS_DIR
 from walletql.startup import StartupError
 
+if TYPE_CHECKING:
+    import asyncpg
+
 log = logging.getLogger(__name__)
 
 
-async def database_revisions(url: DatabaseUrl) -> set[str]:
-    """The revisions recorded in the database; empty when it was never migrated."""
+async def database_revisions(
+    url: DatabaseUrl, connection: asyncpg.Connection | None = None
+) -> set[str]:
+    """The revisions recorded in the database; empty when it was never migrated. Read on
+    ``connection`` when given (it stays open), else on a connection of its own."""
     import asyncpg
 
-    try:
-        connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StartupError(
-            f"cannot connect to the database at {url.host}:{url.port}/{url.database} "
-            f"(WALLETQL_DATABASE_URL): {reason}"
-        ) from None
+    own = connection is None
+    if connection is None:
+        try:
+            connection = await asyncpg.connect(**url.asyncpg_kwargs())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StartupError(
+                f"cannot connect to the database at {url.host}:{url.port}/{url.database} "
+                f"(WALLETQL_DATABASE_URL): {reason}"
+            ) from None
     try:
         rows = await connection.fetch("SELECT version_num FROM alembic_version")
     except asyncpg.UndefinedTableError:
         return set()
     finally:
-        await connection.close()
+        if own:
+            await connection.close()
     return {row[0] for row in rows}
 
 
@@ -75,9 +84,12 @@ def _module_constants(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
-async def ensure_schema(url: DatabaseUrl, *, migrate: bool) -> None:
-    """Return when the database is at the head; migrate first if ``migrate``; else refuse."""
-    current = await database_revisions(url)
+async def ensure_schema(
+    url: DatabaseUrl, *, migrate: bool, connection: asyncpg.Connection | None = None
+) -> None:
+    """Return when the database is at the head; migrate first if ``migrate``; else refuse.
+    The revisions are read on ``connection`` when given."""
+    current = await database_revisions(url, connection)
     heads, known = script_revisions()
     if current == heads:
         return
