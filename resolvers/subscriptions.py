@@ -1,6 +1,6 @@
 """Subscriptions: async generators over LiveService streams."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from collections.abc import AsyncGenerator, AsyncIterator
 

@@ -1,7 +1,7 @@
 """Transaction queries and mutations: unpack the context, call one service, map the result.
 A mutation's unit of work is opened around it (schema/unit_of_work.py)."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 import strawberry
 

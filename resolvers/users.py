@@ -1,6 +1,6 @@
 """User queries and mutations: unpack the context, call one service, map the result."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 import strawberry
 

@@ -1,7 +1,7 @@
 """GraphQL types for what a transaction sent to the chain: its attempts (the original, fee
 bumps, the cancel) and the ERC-20 transfer it calls."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from datetime import datetime
 
@@ -25,7 +25,7 @@ class TransactionAttemptType:
     sent_at: datetime | None = strawberry.field(description="Null until broadcast.")
 
     @classmethod
-    def from_model(cls, m: TransactionAttempt) -> TransactionAttemptType:
+    def from_model(cls, m: TransactionAttempt) -> "TransactionAttemptType":
         return cls(
             kind=AttemptKind(m.kind),
             rung=m.rung,

@@ -1,6 +1,6 @@
 """Closed sets of values, as GraphQL enums."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from enum import Enum
 
@@ -17,7 +17,7 @@ class TxType(Enum):
     EIP1559 = 2
 
     @classmethod
-    def of(cls, tx_type: int) -> TxType:
+    def of(cls, tx_type: int) -> "TxType":
         return cls(tx_type)
 
 

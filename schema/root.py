@@ -1,7 +1,7 @@
 """The root types: each field names its resolver in ``resolvers/``, whose docstring describes
 the field (schema/fields.py)."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from collections.abc import AsyncGenerator
 

@@ -1,6 +1,6 @@
 """Custom scalars: ``BigInt`` (wei as a decimal string) and ``Address`` (EIP-55)."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 import re
 from datetime import datetime

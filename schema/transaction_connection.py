@@ -1,6 +1,6 @@
 """The page of transactions: cursor pagination's edges and page info."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 import strawberry
 
@@ -27,7 +27,7 @@ class TransactionConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, rows: list[Transaction], has_next: bool) -> TransactionConnection:
+    def from_page(cls, rows: list[Transaction], has_next: bool) -> "TransactionConnection":
         edges = [
             TransactionEdge(cursor=encode_cursor(t), node=TransactionType.from_model(t))
             for t in rows

@@ -1,6 +1,6 @@
 """GraphQL types for transactions and their events."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from datetime import datetime
 
@@ -21,7 +21,7 @@ from services.transaction_queries import sent_attempts
 strawberry.enum(TransactionStatus, name="TransactionStatus")
 
 
-async def _event_transaction(root: TransactionEventType, info: Info) -> TransactionType:
+async def _event_transaction(root: "TransactionEventType", info: Info) -> "TransactionType":
     """The transaction as it is now."""
     ctx = info.context
     principal = await ctx.principal()
@@ -42,10 +42,10 @@ class TransactionEventType:
     status: TransactionStatus
     at: datetime
     reason: str | None
-    transaction: TransactionType = field(_event_transaction)
+    transaction: "TransactionType" = field(_event_transaction)
 
     @classmethod
-    def from_model(cls, m: TransactionEvent | EventView) -> TransactionEventType:
+    def from_model(cls, m: TransactionEvent | EventView) -> "TransactionEventType":
         return cls(
             seq=BigInt(m.seq),
             user_seq=BigInt(m.user_seq),
@@ -62,36 +62,36 @@ class TransactionErrorType:
     message: str
 
 
-async def _hashes(root: TransactionType, info: Info) -> list[Hex]:
+async def _hashes(root: "TransactionType", info: Info) -> list[Hex]:
     """Every hash broadcast for this nonce: the original, fee bumps, cancel."""
     return [Hex(a.hash) for a in sent_attempts(await root._attempts(info))]
 
 
-async def _attempts(root: TransactionType, info: Info) -> list[TransactionAttemptType]:
+async def _attempts(root: "TransactionType", info: Info) -> list[TransactionAttemptType]:
     """Every attempt broadcast for this nonce, in order: the original, fee bumps, the cancel."""
     return [TransactionAttemptType.from_model(a) for a in sent_attempts(await root._attempts(info))]
 
 
-async def _live_attempt(root: TransactionType, info: Info) -> TransactionAttemptType | None:
+async def _live_attempt(root: "TransactionType", info: Info) -> TransactionAttemptType | None:
     """The attempt `hash` names: mined, or the latest broadcast (rung 0 before any)."""
     live = await root._live(info)
     return TransactionAttemptType.from_model(live) if live else None
 
 
-async def _replaced_by_cancel(root: TransactionType, info: Info) -> bool:
+async def _replaced_by_cancel(root: "TransactionType", info: Info) -> bool:
     """True when the live attempt is the cancel: a CANCELLED transaction shows the original's to and
     value with the cancel's hash and fees."""
     live = await root._live(info)
     return live is not None and live.kind == AttemptKind.CANCEL
 
 
-async def _max_fee(root: TransactionType, info: Info) -> BigInt | None:
+async def _max_fee(root: "TransactionType", info: Info) -> BigInt | None:
     """Of the live attempt (EIP1559 only)."""
     live = await root._live(info)
     return optional_big(live.max_fee_per_gas if live else root._model.max_fee_per_gas)
 
 
-async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
+async def _max_priority_fee(root: "TransactionType", info: Info) -> BigInt | None:
     """Of the live attempt (EIP1559 only)."""
     live = await root._live(info)
     return optional_big(
@@ -99,13 +99,13 @@ async def _max_priority_fee(root: TransactionType, info: Info) -> BigInt | None:
     )
 
 
-async def _gas_price(root: TransactionType, info: Info) -> BigInt | None:
+async def _gas_price(root: "TransactionType", info: Info) -> BigInt | None:
     """Of the live attempt (LEGACY only)."""
     live = await root._live(info)
     return optional_big(live.gas_price if live else root._model.gas_price)
 
 
-async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
+async def _mined_at(root: "TransactionType", info: Info) -> datetime | None:
     """When walletql saw it in a block; null while pending."""
     if root._model.block_number is None:
         return None
@@ -118,19 +118,19 @@ async def _mined_at(root: TransactionType, info: Info) -> datetime | None:
     return after[0].at if after else None
 
 
-async def _confirmed_at(root: TransactionType, info: Info) -> datetime | None:
+async def _confirmed_at(root: "TransactionType", info: Info) -> datetime | None:
     """When it reached CONFIRMED."""
     events = await root._events(info)
     return next((e.at for e in events if e.status == TransactionStatus.CONFIRMED), None)
 
 
-def _explorer_url(root: TransactionType, info: Info) -> str | None:
+def _explorer_url(root: "TransactionType", info: Info) -> str | None:
     """The block explorer's page for hash; null without a configured explorer."""
     chains = info.context.services.chains
     return chains.get(root._model.chain_id).config.explorer_url(root._model.hash)
 
 
-async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferType | None:
+async def _token_transfer(root: "TransactionType", info: Info) -> TokenTransferType | None:
     """The ERC-20 transfer(to, amount) this transaction calls, if it is one."""
     m = root._model
     transfer = decode_transfer(m.to_address, bytes(m.data))
@@ -143,7 +143,7 @@ async def _token_transfer(root: TransactionType, info: Info) -> TokenTransferTyp
     )  # fmt: skip
 
 
-async def _confirmations(root: TransactionType, info: Info) -> int | None:
+async def _confirmations(root: "TransactionType", info: Info) -> int | None:
     """Blocks on top of (and including) the one it is in; null if the chain does not answer."""
     if root._model.block_number is None:
         return 0
@@ -151,7 +151,7 @@ async def _confirmations(root: TransactionType, info: Info) -> int | None:
     return None if latest is None else max(0, latest - int(root._model.block_number) + 1)
 
 
-async def _events(root: TransactionType, info: Info) -> list[TransactionEventType]:
+async def _events(root: "TransactionType", info: Info) -> list[TransactionEventType]:
     """Every status change, oldest first."""
     return [TransactionEventType.from_model(e) for e in await root._events(info)]
 
@@ -211,7 +211,7 @@ class TransactionType:
         return await info.context.loaders.events.load(self._model.id)
 
     @classmethod
-    def from_model(cls, m: Transaction) -> TransactionType:
+    def from_model(cls, m: Transaction) -> "TransactionType":
         error = None
         if m.error_code:
             error = TransactionErrorType(

@@ -1,6 +1,6 @@
 """The transaction inputs, and the one mapper from them to the service's request."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from dataclasses import replace
 

@@ -1,6 +1,6 @@
 """GraphQL object types. They map from service results, never from ORM models directly."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ class UserType:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: UserProfile) -> UserType:
+    def from_model(cls, m: UserProfile) -> "UserType":
         return cls(sub=m.sub, **_profile(m))
 
 
@@ -46,7 +46,7 @@ class PublicUserType:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: UserProfile) -> PublicUserType:
+    def from_model(cls, m: UserProfile) -> "PublicUserType":
         return cls(**_profile(m))
 
 

@@ -1,6 +1,6 @@
 """GraphQL types for chains, balances and signing."""
 
-from __future__ import annotations
+# Annotations are evaluated where they stand (no __future__ import): see schema/__init__.py.
 
 from enum import Enum
 
@@ -35,7 +35,7 @@ class ChainType:
     )
 
     @classmethod
-    def from_model(cls, m: ChainConfig, default_id: int) -> ChainType:
+    def from_model(cls, m: ChainConfig, default_id: int) -> "ChainType":
         return cls(
             chain_id=ChainId(m.chain_id),
             name=m.name,
@@ -56,7 +56,7 @@ class BalanceType:
     block_number: BigInt
 
     @classmethod
-    def from_model(cls, m: Balance) -> BalanceType:
+    def from_model(cls, m: Balance) -> "BalanceType":
         return cls(
             chain_id=ChainId(m.chain_id),
             wei=BigInt(m.wei),
@@ -83,7 +83,7 @@ class TokenBalanceType:
     )
 
     @classmethod
-    def from_model(cls, m: TokenBalance) -> TokenBalanceType:
+    def from_model(cls, m: TokenBalance) -> "TokenBalanceType":
         error = None
         if m.error_code:
             error = TokenErrorType(code=TokenErrorCode(m.error_code), message=m.error_message or "")
@@ -116,7 +116,7 @@ class SignedTransactionType:
     gas_price: BigInt | None = strawberry.field(description="LEGACY only.")
 
     @classmethod
-    def from_model(cls, m: SignedTx) -> SignedTransactionType:
+    def from_model(cls, m: SignedTx) -> "SignedTransactionType":
         f = m.fields
 
         return cls(
@@ -152,7 +152,7 @@ class FeeEstimateType:
     )
 
     @classmethod
-    def from_model(cls, m: FeeEstimate) -> FeeEstimateType:
+    def from_model(cls, m: FeeEstimate) -> "FeeEstimateType":
         return cls(
             chain_id=ChainId(m.chain_id),
             type=TxType.of(m.caps.tx_type),
@@ -180,7 +180,7 @@ class SignedMessageType:
     encoding: SignedEncoding = strawberry.field(description="What was signed.")
 
     @classmethod
-    def from_model(cls, m: SignedMessage) -> SignedMessageType:
+    def from_model(cls, m: SignedMessage) -> "SignedMessageType":
         return cls(
             signature=Hex(m.signature),
             message_hash=Hex(m.message_hash),
