@@ -95,9 +95,10 @@ class TransactionService:
     ) -> Transaction:
         """Sign the transaction and its fee ladder, store it QUEUED, enqueue it after commit.
 
-        The KDF, the chain calls and the signing happen first, with no connection held; under
-        the wallet's nonce lock, only the nonce is reserved (re-signing if the chain's count
-        was behind ours) and the rows are stored."""
+        The KDF, the chain calls (one batch) and the signing happen first, with no connection
+        held, for the nonce the lock most likely hands out; under the wallet's nonce lock,
+        only the nonce is reserved (re-signing if another submit took that one meanwhile)
+        and the rows are stored."""
         if req.idempotency_key is not None and not 1 <= len(req.idempotency_key) <= 255:
             raise BadUserInput(
                 "idempotencyKey must have 1 to 255 characters", field="idempotencyKey"
