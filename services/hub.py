@@ -52,7 +52,8 @@ class EventSource(Protocol):
     ``services/listener.py`` implements it on PostgreSQL LISTEN/NOTIFY; a Redis pub/sub
     adapter (for databases without NOTIFY) would implement the same two methods."""
 
-    async def start(self) -> None: ...
+    def start(self) -> None:
+        """Begin listening in the background; ``listening`` turns true once it does."""
 
     async def close(self) -> None: ...
 

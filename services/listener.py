@@ -35,7 +35,6 @@ class PostgresListener:
         self._hub = hub
         self._health_interval = health_interval
         self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
         self._listening = False
         self.reconnects = 0
 
@@ -46,10 +45,11 @@ class PostgresListener:
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self._hub.publish(payload)
 
-    async def start(self) -> None:
-        """Connect and listen; returns once the first LISTEN is in place."""
+    def start(self) -> None:
+        """Connect and listen, in the background: the API answers meanwhile. Subscribers that
+        come before the first LISTEN is in place catch up from the event log once it is, as
+        after a reconnect; until then ``listening`` is false (and /readyz says 503)."""
         self._task = asyncio.create_task(self._supervise())
-        await asyncio.wait_for(self._connected.wait(), timeout=30)
 
     async def _supervise(self) -> None:
         backoff = 0.1
@@ -70,10 +70,11 @@ class PostgresListener:
                 if not first:
                     self.reconnects += 1
                     log.info("event listener reconnected; subscribers catch up from the log")
-                    self._hub.catch_up_all()
+                # Events committed before this LISTEN reached no one: whoever subscribed
+                # meanwhile (before the first one too) re-reads the log.
+                self._hub.catch_up_all()
                 first = False
                 self._listening = True
-                self._connected.set()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), timeout=self._health_interval)

@@ -33,9 +33,10 @@ class ApiRuntime:
     listener: EventSource | None = None
 
     async def listen(self, database_url: DatabaseUrl) -> None:
-        """Start this process's event listener: committed events reach the hub."""
+        """Start this process's event listener: committed events reach the hub. It connects
+        in the background (the first answer does not wait for its connection)."""
         self.listener = PostgresListener(database_url.asyncpg_kwargs(), self.hub)
-        await self.listener.start()
+        self.listener.start()
         self.core.closers.append(self.listener.close)
 
     async def close(self) -> None:
