@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -10,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from db.url import DatabaseUrl, as_database_url
 
@@ -45,3 +49,14 @@ def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[Async
     """Sessions for reads: autocommit, so a query is one round trip (no BEGIN/COMMIT)."""
     reader = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def pooled_driver(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The driver's own connection (asyncpg) from the engine's pool, in autocommit, for a hot
+    statement or two with none of SQLAlchemy's machinery; back to the pool at the end."""
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled.driver_connection
+    finally:
+        await greenlet_spawn(pooled.close)  # a reset may talk to the driver

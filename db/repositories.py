@@ -36,8 +36,7 @@ _WALLET_COLUMNS = (
     "kdf_iterations", "kdf_lanes", "version", "created_at", "updated_at",
 )  # fmt: skip
 _WALLET_TO_UNLOCK = (
-    "SELECT w.id, w.user_id, w.address, w.ciphertext, w.nonce, w.salt, w.kdf, w.kdf_memory_kib, "
-    "w.kdf_iterations, w.kdf_lanes, w.version, w.created_at, w.updated_at, "
+    f"SELECT {', '.join(f'w.{column}' for column in _WALLET_COLUMNS)}, "  # noqa: S608 - our names
     "f.failures, f.oldest, n.next_nonce "
     "FROM users u JOIN wallets w ON w.user_id = u.id "
     "CROSS JOIN LATERAL (SELECT count(*) AS failures, min(failed_at) AS oldest "

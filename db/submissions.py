@@ -33,20 +33,22 @@ _TRANSACTION_COLUMNS = (
 # idempotency key (the partial unique index) inserts neither: the caller reads the twin. Any
 # other conflict (the wallet's nonce) raises.
 _INSERT_TRANSACTION = (
-    "WITH tx AS ("
-    "INSERT INTO transactions (id, user_id, wallet_id, chain_id, status, from_address, "
-    "to_address, value, data, nonce, tx_type, gas_limit, max_fee_per_gas, "
-    "max_priority_fee_per_gas, gas_price, hash, current_rung, idempotency_key, request_hash, "
-    "deadline_at, next_check_at, last_seq) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-    "$19, $20, $21, $22) "
+    "WITH tx AS ("  # noqa: S608 - column names and placeholders of this module only
+    f"INSERT INTO transactions ({', '.join(_TRANSACTION_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_TRANSACTION_COLUMNS) + 1))}) "
     "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
     "RETURNING id, created_at, updated_at, tracking"
     "), attempts AS ("
     "INSERT INTO transaction_attempts (transaction_id, kind, rung, raw, hash, max_fee_per_gas, "
     "max_priority_fee_per_gas, gas_price) "
-    "SELECT tx.id, a.* FROM tx, unnest($23::varchar[], $24::int[], $25::bytea[], "
-    "$26::varchar[], $27::numeric[], $28::numeric[], $29::numeric[]) AS a"
+    "SELECT tx.id, a.* FROM tx, unnest("
+    + ", ".join(
+        f"${len(_TRANSACTION_COLUMNS) + n}::{kind}[]"
+        for n, kind in enumerate(
+            ("varchar", "int", "bytea", "varchar", "numeric", "numeric", "numeric"), 1
+        )
+    )
+    + ") AS a"
     ") SELECT created_at, updated_at, tracking FROM tx"
 )
 _TWIN = "SELECT id FROM transactions WHERE user_id = $1 AND idempotency_key = $2"

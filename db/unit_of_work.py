@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
 
-from db.engine import create_read_session_factory, create_session_factory
+from db.engine import create_read_session_factory, create_session_factory, pooled_driver
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,8 @@ class UnitOfWork:
         """The driver's own connection (asyncpg) from the engine's pool, for a hot read of one
         statement: no session or transaction to set up (it runs in autocommit), about half
         the CPU of a ``read()`` session. Back to the pool at the end of the block."""
-        pooled = await self._engine.raw_connection()
-        try:
-            yield pooled.driver_connection
-        finally:
-            await greenlet_spawn(pooled.close)  # a reset may talk to the driver
+        async with pooled_driver(self._engine) as driver:
+            yield driver
 
     async def driver_in_transaction(self) -> Any:
         """The driver's own connection (asyncpg) in the unit's transaction, for a hot write of

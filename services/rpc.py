@@ -51,7 +51,7 @@ class HttpTransport:
         body = await self._post(self._payload(method, params), method)
         if not isinstance(body, dict):
             raise TransportFailed(f"{method}: the node's answer is not a JSON-RPC object")
-        answer = _answer(body)
+        answer = answer_of(body)
         if isinstance(answer, RpcError):
             raise answer
         return answer
@@ -70,7 +70,7 @@ class HttpTransport:
                 if isinstance(body, list):
                     by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
                     if all(payload["id"] in by_id for payload in payloads):
-                        return [_answer(by_id[payload["id"]]) for payload in payloads]
+                        return [answer_of(by_id[payload["id"]]) for payload in payloads]
                 self._batches = False  # it answered, but not the batch
         answers: list[Any] = []
         for method, params in calls:
@@ -105,7 +105,7 @@ class HttpTransport:
             await session.close()
 
 
-def _answer(body: dict[str, Any]) -> Any:
+def answer_of(body: dict[str, Any]) -> Any:
     """A JSON-RPC response's result, or its error as an ``RpcError``."""
     error = body.get("error")
     if error is None:

@@ -104,8 +104,3 @@ def _checked_address(to: str) -> bytes | None:
         # eth-account refuses an address that is not checksummed; so does this path.
         return raw if checksum_address(to) == to else None
     return None
-
-
-def sign_known_shape(tx: dict[str, Any], key: bytes) -> tuple[bytes, bytes] | None:
-    """(raw transaction, its hash), or None when ``tx`` is not a shape this module knows."""
-    return KnownShapeSigner(key).sign(tx)

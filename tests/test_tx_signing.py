@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.transactions_build import sign_transaction
-from services.tx_signing import sign_known_shape
+from services.tx_signing import KnownShapeSigner
 
 KEYS = st.binary(min_size=32, max_size=32).filter(
     lambda k: (
@@ -45,7 +45,7 @@ def test_eip1559_transactions_match_eth_account(
         "type": 2, "chainId": chain_id, "nonce": nonce, "to": to, "value": value, "data": data,
         "gas": gas, "maxPriorityFeePerGas": fees[0], "maxFeePerGas": fees[1],
     }  # fmt: skip
-    assert sign_known_shape(tx, key) == _eth_account(tx, key)
+    assert KnownShapeSigner(key).sign(tx) == _eth_account(tx, key)
 
 
 @settings(max_examples=150, deadline=None)
@@ -63,7 +63,7 @@ def test_legacy_transactions_and_deployments_match_eth_account(
     }  # fmt: skip
     if to is not None:
         tx["to"] = to
-    assert sign_known_shape(tx, key) == _eth_account(tx, key)
+    assert KnownShapeSigner(key).sign(tx) == _eth_account(tx, key)
 
 
 def test_other_shapes_are_signed_by_eth_account() -> None:
@@ -74,7 +74,7 @@ def test_other_shapes_are_signed_by_eth_account() -> None:
     }  # fmt: skip
     with_access_list = {**deploy, "to": to_checksum_address("0x" + "11" * 20), "accessList": []}
     for tx in (deploy, with_access_list):
-        assert sign_known_shape(tx, key) is None
+        assert KnownShapeSigner(key).sign(tx) is None
         signed = sign_transaction(tx, key, Account.from_key(key).address)
         assert (signed.raw, signed.hash) == (
             _eth_account(tx, key)[0],

@@ -154,14 +154,17 @@ def _chain_id_of(url: str, timeout: float) -> int:
         connection.close()
     if not 200 <= response.status < 300:
         raise _NoAnswer(f"HTTP {response.status}")
+    from services.rpc import RpcError, answer_of  # the chain port's reading of an answer
+
     try:
-        answer = json.loads(data)
-        if "error" in answer:
-            error = answer["error"]
-            message = error.get("message") if isinstance(error, dict) else error
-            raise _NoAnswer(f"eth_chainId failed: {message}")
-        return int(answer["result"], 16)
-    except (ValueError, TypeError, KeyError, AttributeError):
+        result = answer_of(json.loads(data))
+    except (ValueError, AttributeError):
+        result = None
+    if isinstance(result, RpcError):
+        raise _NoAnswer(f"eth_chainId failed: {result.message}")
+    try:
+        return int(result, 16)
+    except (ValueError, TypeError):
         raise _NoAnswer("the answer to eth_chainId is not a JSON-RPC result") from None
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
+from db.engine import pooled_driver
 from services.queues import Message, Queue
 
 _MAX_QUEUE_NAME = 80
@@ -82,12 +81,8 @@ class PostgresQueue(Queue):
     async def _send(
         self, body: str, delay_seconds: float, group_id: str | None, dedup_id: str | None
     ) -> None:
-        pooled = await self.engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
+        async with pooled_driver(self.engine) as driver:
             await driver.execute(_SEND, self.name, body, float(delay_seconds))
-        finally:
-            await greenlet_spawn(pooled.close)  # a reset may talk to the driver
 
     async def _receive(
         self, max_messages: int, remaining: Callable[[], float], visibility_timeout: int
