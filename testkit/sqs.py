@@ -11,6 +11,7 @@ from typing import Any
 
 import aioboto3
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import SQSBackend
 
 from testkit.net import free_port
 
@@ -20,8 +21,41 @@ ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
 
 
+def _atomic_receives() -> Any:
+    """moto's ReceiveMessage, with each look at a queue atomic as SQS's is.
+
+    moto serves every request in a thread of its own and scans a queue's messages without a
+    lock: two receives at the same moment could both take one message (seen as 21 deliveries
+    of 20 messages with 5 concurrent receivers). Here each scan runs under one lock, and a
+    long poll waits for messages outside it, so waiting receivers do not hold up others."""
+    original = SQSBackend.receive_message
+    scans = threading.Lock()
+
+    def receive_message(
+        self: SQSBackend,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with scans:
+                got = original(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(min(1.0, left))  # type: ignore[arg-type]
+
+    return original, receive_message
+
+
 class MotoSqsServer:
-    """``with MotoSqsServer() as moto: moto.endpoint_url`` — stopped and joined on exit."""
+    """``with MotoSqsServer() as moto: moto.endpoint_url`` — stopped and joined on exit.
+    A fake's fix: its receives are made atomic (``_atomic_receives``) while it runs."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port = port or free_port()
@@ -36,11 +70,14 @@ class MotoSqsServer:
         self._werkzeug_level = werkzeug_log.level
         werkzeug_log.setLevel(logging.WARNING)
         self._threads_before = set(threading.enumerate())
+        self._receive, atomic = _atomic_receives()
+        SQSBackend.receive_message = atomic  # type: ignore[method-assign]
         self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()  # shutdown() and join the serving thread
+        SQSBackend.receive_message = self._receive  # type: ignore[method-assign]
         # stop() leaves the listening socket open (a ResourceWarning once collected).
         wsgi_server = getattr(self._server, "_server", None)
         if wsgi_server is not None:
