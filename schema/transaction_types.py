@@ -208,7 +208,12 @@ class TransactionType:
         return next((a for a in await self._attempts(info) if a.hash == self._model.hash), None)
 
     async def _events(self, info: Info) -> list[TransactionEvent]:
-        return await info.context.loaders.events.load(self._model.id)
+        """Its events as of the row this object was read from: the events are read by a
+        later statement, and a change committed in between (a fee bump, say) would show
+        its event beside the row's older hash and status. A transaction's events are
+        numbered 1 to its ``last_seq`` in the transaction that writes them."""
+        events = await info.context.loaders.events.load(self._model.id)
+        return [e for e in events if e.seq <= self._model.last_seq]
 
     @classmethod
     def from_model(cls, m: Transaction) -> "TransactionType":

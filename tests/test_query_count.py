@@ -126,19 +126,25 @@ async def test_a_page_costs_the_same_statements_for_2_rows_as_for_30(
     assert costs[1] <= 4, statements  # the caller, the page, its hashes, its events
 
 
-async def _add_event(database_url: str, sub: str, status: TransactionStatus) -> None:
-    """One more event on each of ``sub``'s transactions (stored directly, as a worker would)."""
+async def _add_event(
+    database_url: str, sub: str, status: TransactionStatus, *, row_too: bool = True
+) -> None:
+    """One more event on each of ``sub``'s transactions (stored directly, as a worker would;
+    without ``row_too`` the rows keep their ``last_seq``, as a row read before the event's
+    commit has it)."""
     engine = create_async_engine(database_url)
     async with UnitsOfWork(engine).begin() as uow:
         user = (await uow.session.scalars(select(User).where(User.sub == sub))).one()
         for tx in await uow.session.scalars(
             select(Transaction).where(Transaction.user_id == user.id)
         ):
-            tx.last_seq += 1
+            seq = tx.last_seq + 1
+            if row_too:
+                tx.last_seq = seq
             user.event_seq += 1
             uow.session.add(
                 TransactionEvent(
-                    transaction_id=tx.id, user_id=user.id, seq=tx.last_seq,
+                    transaction_id=tx.id, user_id=user.id, seq=seq,
                     user_seq=user.event_seq, status=status, at=datetime.now(UTC),
                 )
             )  # fmt: skip
@@ -165,3 +171,22 @@ async def test_each_operation_on_one_websocket_reads_the_events_afresh(
             seen.append([e["status"] for e in edge["node"]["events"]])
             await _add_event(database_url, "ws", TransactionStatus.CONFIRMED)
     assert seen == [["QUEUED", "SUBMITTED", "MINED"], ["QUEUED", "SUBMITTED", "MINED", "CONFIRMED"]]
+
+
+async def test_a_transactions_events_are_those_of_the_row_that_was_read(
+    server: LiveServer, signer: DevSigner, database_url: str
+) -> None:
+    # The events are read by a later statement than the row: an event committed in between
+    # (a fee bump's, beside the row's older hash) is not shown with the older row.
+    token = signer.mint("skew")
+    created = await server.graphql(
+        'mutation { createUser(input: {password: "correct horse"}) { id } }', token=token
+    )
+    assert "errors" not in created, created
+    await _add_transactions(database_url, "skew", 1)
+    await _add_event(database_url, "skew", TransactionStatus.CONFIRMED, row_too=False)
+    query = "{ transactions { edges { node { status events { seq status } } } } }"
+    body = await server.graphql(query, token=token)
+    [edge] = body["data"]["transactions"]["edges"]
+    assert edge["node"]["status"] == "MINED"
+    assert [e["status"] for e in edge["node"]["events"]] == ["QUEUED", "SUBMITTED", "MINED"]
