@@ -1,9 +1,9 @@
 """The chain port: one client per configured chain, every call bounded in time.
 
 Every chain speaks Ethereum JSON-RPC through a transport (``services/rpc.py``): HTTP for a
-node, or the in-process EVM of the embedded default (``services/embedded_evm.py``). This
-module holds the RPC logic once for both: the calls and what a failure means (value formats
-and revert reasons: ``services/rpc_values.py``). It needs neither web3 nor eth-abi, so the
+node, or the in-process EVM of the embedded default (``services/embedded_evm.py``: py-evm in
+a child process of its own, over a pipe). This module holds the RPC logic once for both: the
+calls and what a failure means (value formats and revert reasons: ``services/rpc_values.py``). It needs neither web3 nor eth-abi, so the
 worker (and its Lambda package) runs without them.
 """
 
@@ -131,6 +131,7 @@ class Chain:
             self._transport = _connect(self.config, self._timeout, self.journal)
         transport = self._transport
         try:
+            await transport.started()
             if not self._verified:
                 async with asyncio.timeout(self._timeout):
                     actual = quantity(await transport.request("eth_chainId", []))
@@ -318,7 +319,8 @@ class Chains:
         return [chain.config for chain in self._chains.values()]
 
     def open_embedded(self) -> None:
-        """Build (and replay) the in-process chains now, not on the first request."""
+        """Start the embedded chains' processes now (they replay their journals while the
+        rest starts), not on the first request."""
         for chain in self._chains.values():
             if chain.config.embedded and chain._transport is None:
                 chain._transport = _connect(chain.config, chain._timeout, chain.journal)

@@ -1,4 +1,4 @@
-"""The in-process EVM (services/embedded_evm.py) made durable.
+"""The in-process EVM (services/embedded_evm.py, a child process of the server) made durable.
 
 py-evm keeps its state in memory only. Every raw transaction it accepts is appended to a
 journal under the data directory (and fsynced) before the send returns; at start the journal

@@ -27,6 +27,11 @@ class TransportFailed(Exception):
 
 
 class Transport(Protocol):
+    async def started(self) -> None:
+        """Returns once the node can answer (the embedded chain's child process replays its
+        journal first); not counted against a call's timeout."""
+        ...
+
     async def request(self, method: str, params: list[Any]) -> Any: ...
 
     async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -46,6 +51,9 @@ class HttpTransport:
         self._session: Any = None
         self._ids = itertools.count(1)
         self._batches = True
+
+    async def started(self) -> None:
+        """A node over HTTP answers or not: nothing to wait for."""
 
     async def request(self, method: str, params: list[Any]) -> Any:
         body = await self._post(self._payload(method, params), method)

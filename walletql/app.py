@@ -67,7 +67,7 @@ def create_app(
         worker = asyncio.create_task(runtime.core.run_worker(stop)) if run_worker else None
         gc.collect()
         gc.freeze()  # start-up objects never die: keep them out of every GC pass
-        # CPU-bound Python in threads (the in-process EVM, signing) hands the interpreter
+        # CPU-bound Python in threads (signing, the fee ladder) hands the interpreter
         # back to the event loop within 1 ms instead of 5: a query waits less behind them.
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
