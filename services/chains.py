@@ -3,8 +3,8 @@
 Every chain speaks Ethereum JSON-RPC through a transport (``services/rpc.py``): HTTP for a
 node, or the in-process EVM of the embedded default (``services/embedded_evm.py``: py-evm in
 a child process of its own, over a pipe). This module holds the RPC logic once for both: the
-calls and what a failure means (value formats and revert reasons: ``services/rpc_values.py``). It needs neither web3 nor eth-abi, so the
-worker (and its Lambda package) runs without them.
+calls and what a failure means (value formats and revert reasons: ``services/rpc_values.py``).
+It needs neither web3 nor eth-abi, so the worker (and its Lambda package) runs without them.
 """
 
 from __future__ import annotations
