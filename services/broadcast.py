@@ -84,5 +84,5 @@ async def broadcast(step: Step, attempt: TransactionAttempt) -> tuple[Outcome, s
 
 
 def hex_of(value: Any) -> str:
-    """A hash from a receipt, as 0x-hex (nodes give text, the in-process EVM bytes)."""
+    """A hash from a receipt, as 0x-hex (nodes give text; bytes are taken too)."""
     return value if isinstance(value, str) else "0x" + bytes(value).hex()

@@ -176,7 +176,9 @@ class Chain:
         return ahead
 
     def _unavailable(self, exc: BaseException) -> ChainUnavailable:
-        log.warning("chain %s unavailable: %s", self.chain_id, type(exc).__name__)
+        # Our own TransportFailed words say what failed; other errors could quote a node URL.
+        reason = str(exc) if isinstance(exc, TransportFailed) else type(exc).__name__
+        log.warning("chain %s unavailable: %s", self.chain_id, reason)
         return ChainUnavailable(
             f"chain {self.chain_id} ({self.config.name}) did not answer in time", field=None
         )

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 EXTRA_HINT = "the in-process EVM needs the embedded extra: pip install 'walletql[embedded]'"
 READY = b'{"ready": true}\n'
-STOP_SECONDS = 10.0
+START_SECONDS = 120.0  # imports and the journal's replay (a few ms per transaction)
+STOP_SECONDS = 10.0  # for the call in progress, before the child is killed
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +53,33 @@ class EmbeddedTransport:
     """The embedded EVM's child process, spoken to as a JSON-RPC node (``request`` and
     ``batch``, answers in JSON-RPC shapes, a refused call raised as ``RpcError``)."""
 
-    def __init__(self, journal: ChainJournal | None = None) -> None:
+    def __init__(
+        self, journal: ChainJournal | None = None, *, stop_seconds: float = STOP_SECONDS
+    ) -> None:
         """With a journal, the child mines its transactions again first, and appends every
         transaction accepted later to it before answering the send."""
         if not available():
             raise RuntimeError(EXTRA_HINT)
-        root = str(Path(__file__).resolve().parent.parent)  # where ``services`` is found
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-        journal_arg = str(journal.path) if journal else "-"
+        self._stop_seconds = stop_seconds
+        level = str(logging.getLogger().getEffectiveLevel())
+        journal_arg = str(journal.path.resolve()) if journal else "-"
+        # -P: the working directory is not put on the child's path (a ``services`` folder
+        # there would hide ours). A session of its own: the terminal's Ctrl-C and a signal to
+        # the server's process group are the server's to handle; it closes our input.
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "services.embedded_evm", journal_arg, "--log-level", level],
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "services.embedded_evm",
+                journal_arg,
+                "--log-level",
+                level,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env=_child_env(),
+            start_new_session=True,
         )
         # One thread: calls reach the chain in the order they were made. Its first job waits
         # for the child's start (imports, the journal's replay); calls queue behind it.
@@ -79,10 +92,16 @@ class EmbeddedTransport:
 
     def _await_ready(self) -> None:
         assert self._process.stdout is not None
-        if self._process.stdout.readline() != READY:
-            raise TransportFailed(
-                f"the embedded chain's process ended while starting (exit {self._process.wait()})"
+        line = self._process.stdout.readline()
+        if line != READY:
+            self._process.kill()
+            said = f", after printing {line[:80]!r}" if line else ""
+            message = (
+                f"the embedded chain's process ended while starting (exit "
+                f"{self._process.wait()}{said}): its log line above says why"
             )
+            log.error("%s", message)
+            raise TransportFailed(message)
 
     def _exchange(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Each call's result or RpcError, in order (in the thread)."""
@@ -104,11 +123,13 @@ class EmbeddedTransport:
         ]
 
     async def started(self) -> None:
-        """Returns once the child has replayed its journal and answers."""
+        """Returns once the child has replayed its journal and answers (TimeoutError after
+        START_SECONDS: a child that hangs while starting)."""
         if self._ready.done():
             self._ready.result()  # a child that failed to start fails every call
         else:
-            await asyncio.wrap_future(self._ready)
+            async with asyncio.timeout(START_SECONDS):
+                await asyncio.shield(asyncio.wrap_future(self._ready))
 
     async def request(self, method: str, params: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -127,18 +148,34 @@ class EmbeddedTransport:
         await asyncio.to_thread(self._stop)
 
     def _stop(self) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
+        # Calls not begun are dropped; the one in progress gets stop_seconds to finish (a
+        # stuck one is ended by killing the child, which ends the thread's read too).
+        self._thread.shutdown(wait=False, cancel_futures=True)
         if self._process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):  # the child is gone already
+            with contextlib.suppress(OSError):  # the child is gone already
                 self._process.stdin.close()
         try:
-            self._process.wait(STOP_SECONDS)
+            self._process.wait(self._stop_seconds)
         except subprocess.TimeoutExpired:
             log.warning("the embedded chain's process did not stop; killing it")
             self._process.kill()
             self._process.wait()
+        self._thread.shutdown(wait=True)
         if self._process.stdout is not None:
             self._process.stdout.close()
+
+
+def _child_env() -> dict[str, str]:
+    """The server's environment; with our packages' folder on PYTHONPATH when they are not
+    installed where the child finds them anyway (a wheel's site-packages must not come
+    before the standard library)."""
+    import site
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -197,22 +234,36 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def serve(journal: ChainJournal | None, calls_in: BinaryIO, answers_out: BinaryIO) -> None:
-    evm = _Evm(journal)
+def _encoded(answers: list[dict[str, Any]]) -> bytes:
+    try:
+        return json.dumps(answers, default=_json_value).encode()
+    except (TypeError, ValueError) as exc:  # the caller hears of it; the chain stays up
+        refused = {"error": [-32603, f"the embedded chain cannot encode its answer: {exc}"]}
+        return json.dumps([refused] * len(answers)).encode()
+
+
+def serve(journal: ChainJournal | None, calls_in: BinaryIO, answers_out: BinaryIO) -> int:
+    try:
+        evm = _Evm(journal)
+    except Exception as exc:  # one line, not a traceback; the server says the rest
+        log.error("the embedded chain cannot start: %s: %s", type(exc).__name__, exc)
+        return 1
     answers_out.write(READY)
     answers_out.flush()
     for line in calls_in:
         answers = [evm.answer(method, params) for method, params in json.loads(line)]
-        answers_out.write(json.dumps(answers, default=_json_value).encode() + b"\n")
+        answers_out.write(_encoded(answers) + b"\n")
         answers_out.flush()
+    return 0
 
 
 def main(argv: list[str]) -> int:
     """``python -m services.embedded_evm JOURNAL|- --log-level LEVEL``: the child."""
-    # The terminal's Ctrl-C and hang-up are the parent's to handle: it closes our input.
+    # Ctrl-C and hang-up are the server's to handle (we run in a session of our own; this
+    # covers a child started otherwise): it closes our input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    level = argv[argv.index("--log-level") + 1] if "--log-level" in argv else "INFO"
+    level = int(argv[argv.index("--log-level") + 1]) if "--log-level" in argv else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("web3").setLevel(logging.WARNING)
     from services.devchain import ChainJournal
@@ -221,8 +272,7 @@ def main(argv: list[str]) -> int:
     # The answers get stdout to themselves: anything else printed goes to stderr.
     with os.fdopen(os.dup(1), "wb") as answers_out:
         os.dup2(2, 1)
-        serve(journal, sys.stdin.buffer, answers_out)
-    return 0
+        return serve(journal, sys.stdin.buffer, answers_out)
 
 
 if __name__ == "__main__":

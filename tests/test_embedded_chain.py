@@ -17,7 +17,7 @@ from services.chains import Chain, ChainConfig
 from services.devchain import FUNDER, ChainJournal, funding_transaction
 from services.embedded_evm import EmbeddedTransport
 from services.errors import ChainUnavailable
-from services.rpc import RpcError
+from services.rpc import RpcError, TransportFailed
 from services.rpc_values import quantity
 from testkit import ROOT
 
@@ -143,5 +143,47 @@ async def test_ctrl_c_in_the_terminal_is_the_parents_to_handle() -> None:
         os.kill(transport.pid, signal.SIGINT)
         await asyncio.sleep(0.2)
         assert int(await transport.request("eth_blockNumber", []) or 0) == 0
+    finally:
+        await transport.close()
+
+
+async def test_close_ends_a_child_stuck_in_a_call() -> None:
+    """A call that never finishes (a stopped child here; a looping contract call in py-evm
+    in life) does not hold the server's shutdown: the child is killed after stop_seconds."""
+    transport = EmbeddedTransport(stop_seconds=0.5)
+    await transport.started()
+    os.kill(transport.pid, signal.SIGSTOP)  # the child we started
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await transport.request("eth_blockNumber", [])
+    await asyncio.wait_for(transport.close(), 30)
+    assert gone(transport.pid, within=1)
+
+
+async def test_a_child_that_cannot_start_says_why_in_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    journal = ChainJournal(tmp_path / "chain.journal")
+    journal.path.write_text("0xzz\n")  # not hex: the replay cannot read it
+    transport = EmbeddedTransport(journal)
+    try:
+        with pytest.raises(TransportFailed, match="ended while starting"):
+            await transport.started()
+    finally:
+        await transport.close()
+    err = capfd.readouterr().err
+    assert "the embedded chain cannot start: ValueError" in err
+    assert "Traceback" not in err
+
+
+async def test_a_services_folder_in_the_working_directory_does_not_hide_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    transport = EmbeddedTransport()
+    try:
+        assert await transport.request("eth_blockNumber", []) == 0
     finally:
         await transport.close()
