@@ -73,6 +73,8 @@ class BlockInfo:
 
 
 _NOT_READ = object()
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
 
 
 def _call_key(method: str, params: tuple[Any, ...]) -> str:
@@ -106,6 +108,10 @@ class Chain:
         self.journal: ChainJournal | None = None
         # Answers fetched ahead, by call (only on the copies read_ahead returns).
         self._answers: dict[str, Any] | None = None
+        # The embedded chain's child process, started again after it ended: not before
+        # this loop time, with the wait doubling while it keeps failing.
+        self._restart_at = 0.0
+        self._restart_wait = RESTART_FIRST_SECONDS
 
     @property
     def chain_id(self) -> int:
@@ -128,6 +134,8 @@ class Chain:
 
     async def _send(self, call: Callable[[Transport], Awaitable[Any]]) -> Any:
         if self._transport is None:
+            if asyncio.get_running_loop().time() < self._restart_at:
+                raise self._unavailable(TransportFailed("the embedded chain is restarting"))
             self._transport = _connect(self.config, self._timeout, self.journal)
         transport = self._transport
         try:
@@ -143,9 +151,25 @@ class Chain:
                 self._verified = True
             # asyncio.timeout, not wait_for: no task of its own for every call.
             async with asyncio.timeout(self._timeout):
-                return await call(transport)
+                answer = await call(transport)
         except (TimeoutError, OSError, TransportFailed) as exc:
+            if isinstance(exc, TransportFailed) and self.config.embedded:
+                await self._restart_later(transport)
             raise self._unavailable(exc) from exc
+        self._restart_wait = RESTART_FIRST_SECONDS
+        return answer
+
+    async def _restart_later(self, transport: Transport) -> None:
+        """The embedded chain's child process ended (killed, out of memory) or could not
+        start: a later call starts another, which replays the journal."""
+        if self._transport is not transport:
+            return  # a concurrent call got here first
+        self._transport = None
+        self._restart_at = asyncio.get_running_loop().time() + self._restart_wait
+        log.warning("chain %s: the embedded chain starts again in %.0f s", self.chain_id,
+                    self._restart_wait)  # fmt: skip
+        self._restart_wait = min(self._restart_wait * 2, RESTART_MAX_SECONDS)
+        await transport.close()
 
     async def read_ahead(
         self, sender: str, *, pending_nonce: bool, fees: bool, estimate: dict[str, Any] | None

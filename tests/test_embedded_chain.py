@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.chains import Chain, ChainConfig
+from services.chains import RESTART_FIRST_SECONDS, Chain, ChainConfig
 from services.devchain import FUNDER, ChainJournal, funding_transaction
 from services.embedded_evm import EmbeddedTransport
 from services.errors import ChainUnavailable
@@ -91,7 +91,7 @@ async def test_accepted_transactions_are_journaled_and_replayed_by_the_next_chil
     assert balance == 12345
 
 
-async def test_a_child_that_died_makes_the_chain_unavailable_instead_of_hanging() -> None:
+async def test_a_child_that_died_makes_the_chain_unavailable_then_starts_again() -> None:
     config = ChainConfig(
         chain_id=131277322940537, name="embedded", rpc_url="embedded",
         confirmations=1, deadline_seconds=300, bump_interval_seconds=30,
@@ -105,6 +105,11 @@ async def test_a_child_that_died_makes_the_chain_unavailable_instead_of_hanging(
         assert gone(transport.pid, within=10)
         with pytest.raises(ChainUnavailable):
             await chain.latest_block()
+        with pytest.raises(ChainUnavailable):  # not started again before the first wait
+            await chain.latest_block()
+        await asyncio.sleep(RESTART_FIRST_SECONDS + 0.2)
+        assert (await chain.latest_block()).number == 0  # a new child answers
+        assert chain._transport is not transport
     finally:
         await chain.close()
 
